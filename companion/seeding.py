@@ -1,0 +1,39 @@
+"""One call that seeds every random number generator a notebook touches."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> torch.Generator:
+    """Seed Python's ``random``, NumPy, and torch (CPU and every GPU).
+
+    Parameters
+    ----------
+    seed : int
+        A non-negative integer below 2**32.
+    deterministic : bool
+        Also ask torch for deterministic kernels (slower on GPU; CPU results
+        are already deterministic for a fixed seed).
+
+    Returns
+    -------
+    torch.Generator
+        A CPU generator seeded with ``seed``, for code that wants its own stream.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed={seed!r} must be an integer, e.g. seed_everything(0).")
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed={seed} is outside [0, 2**32); pick a smaller non-negative seed.")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch.Generator().manual_seed(seed)
