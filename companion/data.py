@@ -292,9 +292,7 @@ def _not_found_message(spec: DatasetSpec, file: IdxFile, root, *, reason: str) -
     if spec.apt_package:
         fixes.append(f"on Debian/Ubuntu run `sudo apt-get install {spec.apt_package}`")
     fixes.append(f"download {spec.urls[0]}{file.name}.gz when online")
-    fixes.append(
-        f"or put the files in a folder and pass root=, or in $COMPANION_DATA/{spec.name}/"
-    )
+    fixes.append(f"or put the files in a folder and pass root=, or in $COMPANION_DATA/{spec.name}/")
     return (
         f"{spec.name} file {file.name} was not found (looked in {looked}) and could not "
         f"be downloaded ({reason}). To fix: " + "; ".join(fixes) + "."

@@ -1,7 +1,7 @@
 """Command line: make sure a data set is on disk (used by ``make data``).
 
-    python -m companion.fetch fashion-mnist          # find or download, verify
-    python -m companion.fetch fashion-mnist --check  # find only; exit 1 if absent
+python -m companion.fetch fashion-mnist          # find or download, verify
+python -m companion.fetch fashion-mnist --check  # find only; exit 1 if absent
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = DATASETS[args.dataset]
     try:
         for split in sorted({key[0] for key in spec.files}):
-            images, labels = load_idx_dataset(
-                spec, split, root=args.root, download=not args.check
-            )
+            images, labels = load_idx_dataset(spec, split, root=args.root, download=not args.check)
             print(f"{spec.name} {split}: {tuple(images.shape)} images, {len(labels)} labels, ok")
     except DataNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -91,9 +91,11 @@ def loss_curves(
     ``keys`` defaults to every entry except ``seconds`` and the ``val_`` ones,
     which are drawn with their training twin.
     """
-    keys = list(keys) if keys is not None else [
-        k for k in history if k != "seconds" and not k.startswith("val_")
-    ]
+    keys = (
+        list(keys)
+        if keys is not None
+        else [k for k in history if k != "seconds" and not k.startswith("val_")]
+    )
     missing = [k for k in keys if k not in history]
     if missing:
         raise KeyError(f"history has no {missing}; it has {sorted(history)}.")
@@ -146,8 +148,9 @@ def embedding(
                 name = class_names[c] if class_names is not None else str(c)
                 color = palette(int(c) % palette.N)
                 ax.scatter(xy[mask, 0], xy[mask, 1], s=s, alpha=0.7, label=name, color=color)
-            ax.legend(markerscale=3, frameon=False, fontsize=8, loc="center left",
-                      bbox_to_anchor=(1, 0.5))
+            ax.legend(
+                markerscale=3, frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5)
+            )
         else:
             scatter = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=s, cmap="viridis")
             fig.colorbar(scatter, ax=ax)

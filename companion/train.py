@@ -187,7 +187,7 @@ class Trainer:
                 out = _check_loss_dict(self.model.loss(batch), type(self.model).__name__)
                 size = _batch_size(batch)
                 for key, value in out.items():
-                    sums[key] = sums.get(key, 0.0) + float(value) * size
+                    sums[key] = sums.get(key, 0.0) + _scalar(value) * size
                 count += size
         finally:
             self.model.train(was_training)
@@ -230,7 +230,7 @@ class Trainer:
                 out = self.train_step(batch)
                 size = _batch_size(batch)
                 for key, value in out.items():
-                    value = float(value)
+                    value = _scalar(value)
                     if not math.isfinite(value):
                         raise TrainingDivergedError(
                             f"{key} became {value} at epoch {epoch + 1} of {self.epochs}, "
@@ -321,6 +321,10 @@ def _count_batches(data: Any, batch_size: int) -> int | str:
         return len(data)
     except TypeError:
         return "?"
+
+
+def _scalar(value: Any) -> float:
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
 
 
 def _check_loss_dict(out: Any, name: str) -> dict[str, Any]:

@@ -62,9 +62,7 @@ def train_val_split(
     n = tensors[0].shape[0]
     for t in tensors[1:]:
         if t.shape[0] != n:
-            raise ValueError(
-                f"all tensors must have the same length; got {n} and {t.shape[0]}."
-            )
+            raise ValueError(f"all tensors must have the same length; got {n} and {t.shape[0]}.")
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction={val_fraction} must be strictly between 0 and 1.")
     n_val = max(1, round(n * val_fraction))

@@ -1,0 +1,81 @@
+"""The first cell of every notebook: install the companion package on Colab only.
+
+Usage: ``python scripts/install_cell.py`` rewrites that cell in every notebook
+under book/ from the repository URL in _config.yml (the one place it is kept);
+``--check`` only reports notebooks that differ (tests run this check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKER = "# Colab: install the companion package"
+
+
+def repository_url(root: Path = ROOT) -> str:
+    """The repository URL from _config.yml."""
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    return config["repository"]["url"]
+
+
+def install_cell_source(url: str) -> str:
+    """Source of the install cell for the repository at ``url``."""
+    return f"""{MARKER} (does nothing outside Colab).
+import importlib.util
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and importlib.util.find_spec("companion") is None:
+    package = "git+{url}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)"""
+
+
+def notebooks(root: Path = ROOT) -> list[Path]:
+    """Every notebook of the book."""
+    return sorted(
+        p for p in (root / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+    )
+
+
+def first_code_cell(nb) -> nbformat.NotebookNode | None:
+    return next((cell for cell in nb.cells if cell.cell_type == "code"), None)
+
+
+def sync(path: Path, source: str, *, check: bool) -> bool:
+    """Make ``path``'s first code cell the install cell; return True if it was already."""
+    nb = nbformat.read(path, as_version=4)
+    cell = first_code_cell(nb)
+    if cell is not None and cell.source == source:
+        return True
+    if check:
+        return False
+    if cell is not None and cell.source.startswith(MARKER):
+        cell.source = source
+    else:
+        new = nbformat.v4.new_code_cell(source)
+        new.metadata["tags"] = ["remove-cell"]
+        index = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+        nb.cells.insert(min(index, 1), new)
+    nbformat.write(nb, path)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="report, do not rewrite")
+    args = parser.parse_args(argv)
+    source = install_cell_source(repository_url())
+    stale = [p for p in notebooks() if not sync(p, source, check=args.check)]
+    for path in stale:
+        print(f"{'stale' if args.check else 'updated'}: {path.relative_to(ROOT)}")
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Shared fixtures: a local HTTP server and small IDX data sets made on the fly."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from companion.data import DatasetSpec, IdxFile
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as IDX (written here independently of companion.idx)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    return header + array.astype(np.uint8).tobytes()
+
+
+class TinyDataset:
+    """A 2-split IDX data set of random 4×4 images, with its spec and raw bytes."""
+
+    def __init__(self, name: str = "tiny", seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.arrays = {
+            ("train", "images"): rng.integers(0, 256, (12, 4, 4), dtype=np.uint8),
+            ("train", "labels"): rng.integers(0, 3, 12, dtype=np.uint8),
+            ("test", "images"): rng.integers(0, 256, (5, 4, 4), dtype=np.uint8),
+            ("test", "labels"): rng.integers(0, 3, 5, dtype=np.uint8),
+        }
+        names = {
+            ("train", "images"): "train-images-idx3-ubyte",
+            ("train", "labels"): "train-labels-idx1-ubyte",
+            ("test", "images"): "t10k-images-idx3-ubyte",
+            ("test", "labels"): "t10k-labels-idx1-ubyte",
+        }
+        self.raw = {key: idx_bytes(a) for key, a in self.arrays.items()}
+        self.names = names
+        files = {
+            key: IdxFile(names[key], len(raw), sha256=hashlib.sha256(raw).hexdigest())
+            for key, raw in self.raw.items()
+        }
+        self.spec = DatasetSpec(
+            name=name,
+            urls=("http://127.0.0.1:9/",),  # discard port: nothing answers there
+            files=files,
+            class_names=("a", "b", "c"),
+            debian_dir=None,
+            apt_package="dataset-tiny",
+        )
+
+    def write(self, folder: Path, *, gz: bool = True, keys=None) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        for key in keys or self.raw:
+            name = self.names[key]
+            if gz:
+                (folder / f"{name}.gz").write_bytes(gzip.compress(self.raw[key]))
+            else:
+                (folder / name).write_bytes(self.raw[key])
+        return folder
+
+
+@pytest.fixture
+def tiny() -> TinyDataset:
+    return TinyDataset()
+
+
+@pytest.fixture
+def isolated_data_env(tmp_path, monkeypatch):
+    """No COMPANION_DATA, a private user cache, no mirror override."""
+    monkeypatch.delenv("COMPANION_DATA", raising=False)
+    monkeypatch.delenv("COMPANION_DATA_URL", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    return tmp_path
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve a fresh folder over HTTP on 127.0.0.1; yields (folder, base_url, hits)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    hits: list[str] = []
+
+    class Handler(_QuietHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/", hits
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,130 @@
+"""Checks of the repository itself: notebooks, install cell, environment, URLs, licences."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("install_cell", ROOT / "scripts" / "install_cell.py")
+install_cell = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(install_cell)
+
+NOTEBOOKS = install_cell.notebooks()
+REAL_FIND_SPEC = importlib.util.find_spec
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def test_there_are_notebooks():
+    assert any(p.name == "fashion_mnist.ipynb" for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_is_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_starts_with_the_install_cell(path):
+    source = install_cell.install_cell_source(CONFIG["repository"]["url"])
+    cell = install_cell.first_code_cell(nbformat.read(path, as_version=4))
+    assert cell is not None and cell.source == source, (
+        f"{path.name}: first code cell is not the install cell; run python scripts/install_cell.py"
+    )
+
+
+def run_install_cell(monkeypatch, *, in_colab: bool, installed: bool) -> list:
+    """Execute the install cell's real source with subprocess.run recorded, not run."""
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kw: calls.append((args, kw)))
+    if in_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+
+    def find_spec(name, *args):
+        if name == "companion" and not installed:
+            return None
+        return REAL_FIND_SPEC(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    exec(install_cell.install_cell_source(CONFIG["repository"]["url"]), {})
+    return calls
+
+
+def test_install_cell_installs_on_colab_only(monkeypatch):
+    calls = run_install_cell(monkeypatch, in_colab=True, installed=False)
+    assert len(calls) == 1
+    command = calls[0][0][0]
+    assert command[:4] == [sys.executable, "-m", "pip", "install"]
+    assert command[-1] == f"git+{CONFIG['repository']['url']}"
+    assert run_install_cell(monkeypatch, in_colab=False, installed=False) == []
+    assert run_install_cell(monkeypatch, in_colab=True, installed=True) == []
+
+
+def test_repository_url_has_one_source():
+    url = CONFIG["repository"]["url"]
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url)
+    assert set(PYPROJECT["project"]["urls"].values()) == {url}
+    readme = (ROOT / "README.md").read_text()
+    found = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", readme))
+    assert found <= {url}, f"README mentions other repositories: {found - {url}}"
+
+
+def _requirement_map(requirements):
+    out = {}
+    for req in requirements:
+        name = re.match(r"[A-Za-z0-9_.-]+", req).group(0).lower()
+        out[name] = req[len(name) :].strip()
+    return out
+
+
+def test_environment_yml_matches_pyproject():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, str) and dep != "pip":
+            name = re.match(r"[A-Za-z0-9_.-]+", dep).group(0).lower()
+            conda[name] = dep[len(name) :].strip()
+    runtime = _requirement_map(PYPROJECT["project"]["dependencies"])
+    rename = {"torch": "pytorch"}
+    for name, spec_ in runtime.items():
+        conda_name = rename.get(name, name)
+        assert conda_name in conda, f"{conda_name} is in pyproject but not in environment.yml"
+        assert conda[conda_name] == spec_, (
+            f"{name}: pyproject {spec_!r} vs conda {conda[conda_name]!r}"
+        )
+    assert conda["python"] == PYPROJECT["project"]["requires-python"]
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-e ." in pip_section
+
+
+def test_constraints_pin_torch_but_the_package_does_not():
+    constraints = (ROOT / "ci" / "constraints.txt").read_text().splitlines()
+    assert "torch==2.13.0" in constraints
+    assert not any("==" in dep for dep in PYPROJECT["project"]["dependencies"])
+
+
+def test_licences_name_code_and_text():
+    text = (ROOT / "LICENSE").read_text()
+    assert "MIT License" in text and "CC BY 4.0" in text

@@ -1,0 +1,71 @@
+import random
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+import companion
+from companion import plot
+from companion.config import fast_mode, pick
+from companion.device import available_devices, resolve_device
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in available_devices()
+    with pytest.raises(ValueError, match="device='gpu0' is not a torch device"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available.*device='auto'"):
+            resolve_device("cuda")
+
+
+def test_seed_everything_seeds_all_generators():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()  # noqa: NPY002
+
+    companion.seed_everything(11)
+    first = draw()
+    companion.seed_everything(11)
+    assert draw() == first
+    with pytest.raises(ValueError, match="seed=-1 is outside"):
+        companion.seed_everything(-1)
+    with pytest.raises(TypeError, match="seed=1.5 must be an integer"):
+        companion.seed_everything(1.5)
+
+
+def test_fast_mode(monkeypatch):
+    monkeypatch.setenv("COMPANION_FAST", "1")
+    assert fast_mode() and pick(full=100, fast=2) == 2
+    monkeypatch.setenv("COMPANION_FAST", "0")
+    assert not fast_mode() and pick(full=100, fast=2) == 100
+    monkeypatch.setenv("COMPANION_FAST", "maybe")
+    with pytest.raises(ValueError, match="COMPANION_FAST='maybe' is not understood"):
+        fast_mode()
+
+
+def test_plots_return_figures_without_pyplot_state():
+    plt.close("all")
+    grid = plot.image_grid(torch.rand(7, 784), ncols=3, titles=list("abcdefg"))
+    curves = plot.loss_curves({"loss": [3, 2, 1], "val_loss": [3.5, 2.5, 2], "seconds": [1, 1, 1]})
+    emb = plot.embedding(
+        torch.randn(50, 2), torch.randint(0, 3, (50,)), class_names=["x", "y", "z"]
+    )
+    rng = np.random.default_rng(0)
+    cont = plot.embedding(rng.normal(size=(20, 2)), rng.random(20))
+    for fig in (grid, curves, emb, cont):
+        assert isinstance(fig, Figure)
+    assert len(grid.axes) == 9  # 3 rows of 3, two left empty
+    assert [line.get_label() for line in curves.axes[0].lines] == ["loss", "val_loss"]
+    assert plt.get_fignums() == []
+
+
+def test_plot_errors_are_explained():
+    with pytest.raises(ValueError, match="cannot show rows of 10 values as images"):
+        plot.image_grid(torch.rand(2, 10))
+    with pytest.raises(ValueError, match=r"points must have shape \(n, 2\)"):
+        plot.embedding(torch.rand(5, 3))
+    with pytest.raises(KeyError, match="history has no"):
+        plot.loss_curves({"loss": [1]}, keys=["kl"])
