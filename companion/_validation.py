@@ -108,9 +108,11 @@ def check_array(
 
 def check_finite(tensor: torch.Tensor, *, name: str = "X") -> None:
     """Raise a ``ValueError`` naming the first NaN or infinite entry of ``tensor``."""
+    if tensor.numel() == 0 or bool(torch.isfinite(tensor.sum())):
+        return  # fast path: a NaN or inf anywhere makes the sum non-finite
     finite = torch.isfinite(tensor)
     if bool(finite.all()):
-        return
+        return  # the sum overflowed, but every entry is finite
     bad = torch.nonzero(~finite)[0].tolist()
     value = tensor[tuple(bad)].item()
     n_bad = int((~finite).sum())

@@ -90,3 +90,9 @@ def test_positive_int():
         check_positive_int(0, name="k")
     with pytest.raises(TypeError, match=r"k=2.5 must be an integer"):
         check_positive_int(2.5, name="k")
+
+
+def test_large_finite_values_are_not_mistaken_for_inf():
+    X = torch.full((4, 2), 3e38, dtype=torch.float32)  # the sum overflows, the entries do not
+    tensor, _ = check_array(X)
+    assert torch.equal(tensor, X)
