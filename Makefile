@@ -47,7 +47,14 @@ test: lint data
 	$(PY) -m pytest tests
 	COMPANION_FAST=1 $(PY) -m pytest --nbval-lax book
 
-book: data
+# Notebook outputs are cached by their cells' code; a change to the package must
+# re-execute them, so the cache (and Sphinx's record of read pages) is dropped
+# whenever companion/ is newer.
+_build/.companion-stamp: $(wildcard companion/*.py)
+	rm -rf _build/.jupyter_cache _build/.doctrees
+	mkdir -p _build && touch $@
+
+book: data _build/.companion-stamp
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 bench: data

@@ -2,17 +2,30 @@
 
 Every function builds a new :class:`matplotlib.figure.Figure` and returns it;
 nothing touches pyplot's global state, so figures never leak between cells.
-A notebook displays a returned figure by ending a cell with it.
+A notebook displays a returned figure by ending a cell with it: the figures
+render themselves as PNG (``_repr_png_``), with or without ``%matplotlib inline``.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 
 import matplotlib
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+
+class NotebookFigure(Figure):
+    """A figure that Jupyter shows as a PNG without pyplot's inline backend."""
+
+    def _repr_png_(self) -> bytes:
+        FigureCanvasAgg(self)
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -26,6 +39,7 @@ def image_grid(
     *,
     ncols: int = 10,
     titles: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
     image_shape: tuple[int, int] | None = None,
     cmap: str = "gray_r",
     size: float = 1.0,
@@ -41,6 +55,8 @@ def image_grid(
         Images per row.
     titles : sequence of str, optional
         One title per image.
+    row_labels : sequence of str, optional
+        One label per row, written to the left of it.
     size : float
         Inches per image.
     """
@@ -64,8 +80,10 @@ def image_grid(
         raise ValueError(f"got {len(titles)} titles for {n} images; pass one title per image.")
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"got {len(row_labels)} row labels for {nrows} rows; pass one per row.")
     extra = 0.25 if titles is not None else 0.0
-    fig = Figure(figsize=(size * ncols, (size + extra) * nrows + (0.4 if suptitle else 0)))
+    fig = NotebookFigure(figsize=(size * ncols, (size + extra) * nrows + (0.4 if suptitle else 0)))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -73,6 +91,9 @@ def image_grid(
             ax.imshow(array[i], cmap=cmap, interpolation="nearest")
             if titles is not None:
                 ax.set_title(titles[i], fontsize=8)
+    for row, label in enumerate(row_labels or ()):
+        axes[row, 0].text(-0.1, 0.5, label, transform=axes[row, 0].transAxes, ha="right",
+                          va="center", fontsize=9)  # fmt: skip
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
@@ -99,7 +120,7 @@ def loss_curves(
     missing = [k for k in keys if k not in history]
     if missing:
         raise KeyError(f"history has no {missing}; it has {sorted(history)}.")
-    fig = Figure(figsize=(6, 3.5))
+    fig = NotebookFigure(figsize=(6, 3.5))
     ax = fig.subplots()
     for key in keys:
         epochs = np.arange(1, len(history[key]) + 1)
@@ -133,7 +154,7 @@ def embedding(
     xy = _to_numpy(points)
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"points must have shape (n, 2), got {xy.shape}; project to 2-D first.")
-    fig = Figure(figsize=(size + (1.6 if labels is not None else 0), size))
+    fig = NotebookFigure(figsize=(size + (1.6 if labels is not None else 0), size))
     ax = fig.subplots()
     if labels is None:
         ax.scatter(xy[:, 0], xy[:, 1], s=s, alpha=0.7)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int, *, deterministic: bool = False) -> torch.Generator:
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """Seed Python's ``random``, NumPy, and torch (CPU and every GPU).
 
     Parameters
@@ -19,11 +19,6 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> torch.Generato
     deterministic : bool
         Also ask torch for deterministic kernels (slower on GPU; CPU results
         are already deterministic for a fixed seed).
-
-    Returns
-    -------
-    torch.Generator
-        A CPU generator seeded with ``seed``, for code that wants its own stream.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed={seed!r} must be an integer, e.g. seed_everything(0).")
@@ -36,4 +31,3 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> torch.Generato
     os.environ["PYTHONHASHSEED"] = str(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    return torch.Generator().manual_seed(seed)

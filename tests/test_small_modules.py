@@ -48,7 +48,7 @@ def test_fast_mode(monkeypatch):
 
 def test_plots_return_figures_without_pyplot_state():
     plt.close("all")
-    grid = plot.image_grid(torch.rand(7, 784), ncols=3, titles=list("abcdefg"))
+    grid = plot.image_grid(torch.rand(7, 784), ncols=3, titles=list("abcdefg"), row_labels="xyz")
     curves = plot.loss_curves({"loss": [3, 2, 1], "val_loss": [3.5, 2.5, 2], "seconds": [1, 1, 1]})
     emb = plot.embedding(
         torch.randn(50, 2), torch.randint(0, 3, (50,)), class_names=["x", "y", "z"]
@@ -69,3 +69,14 @@ def test_plot_errors_are_explained():
         plot.embedding(torch.rand(5, 3))
     with pytest.raises(KeyError, match="history has no"):
         plot.loss_curves({"loss": [1]}, keys=["kl"])
+
+
+def test_figures_render_as_png_for_notebooks():
+    fig = plot.image_grid(torch.rand(4, 28, 28), ncols=2)
+    png = fig._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def test_row_labels_must_match_rows():
+    with pytest.raises(ValueError, match="got 2 row labels for 3 rows"):
+        plot.image_grid(torch.rand(7, 4, 4), ncols=3, row_labels=["a", "b"])
