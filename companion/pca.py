@@ -1,0 +1,289 @@
+"""Principal component analysis in PyTorch, shaped like scikit-learn's ``PCA``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from companion._validation import (
+    InputKind,
+    check_array,
+    check_is_fitted,
+    check_n_features,
+    to_input_kind,
+)
+from companion.linalg import (
+    column_mean,
+    eigh_descending,
+    flip_signs,
+    gram,
+    matmul,
+    randomized_svd,
+)
+
+SOLVERS = ("auto", "covariance_eigh", "full", "randomized")
+FITTED = ("components_", "explained_variance_", "mean_", "noise_variance_")
+
+
+class PCA:
+    """Principal component analysis.
+
+    Parameters
+    ----------
+    n_components : int, float in (0, 1), or None
+        Number of components to keep; a float keeps the fewest components
+        whose explained variance ratio adds up to more than it; ``None`` keeps
+        ``min(n_samples, n_features)``.
+    whiten : bool
+        Scale the codes to unit variance.
+    solver : {"auto", "covariance_eigh", "full", "randomized"}
+        ``covariance_eigh`` forms the centred d×d Gram matrix and
+        eigendecomposes it in float64 (fast when n_samples ≫ n_features);
+        ``full`` takes the exact SVD of the centred data; ``randomized`` a
+        randomized SVD (few components of a large matrix). ``auto`` picks as
+        scikit-learn does.
+    random_state : int or None
+        Seed of the randomized solver.
+
+    Fitted attributes (in the kind, dtype and device of the data given to fit)
+    ------------------------------------------------------------------------
+    components_ : (k, d) orthonormal rows, largest-|loading| entry positive
+    explained_variance_ : (k,) variances along the components (divided by n - 1)
+    explained_variance_ratio_ : (k,)
+    singular_values_ : (k,) singular values of the centred data
+    mean_ : (d,)
+    noise_variance_ : float, mean variance of the discarded directions
+        (the probabilistic PCA noise)
+    n_components_, n_features_in_, n_samples_ : int
+    solver_ : str, the solver used
+    """
+
+    def __init__(
+        self,
+        n_components: int | float | None = None,
+        *,
+        whiten: bool = False,
+        solver: str = "auto",
+        random_state: int | None = None,
+        n_oversamples: int = 10,
+        n_iter: int = 4,
+    ):
+        self.n_components = n_components
+        self.whiten = whiten
+        self.solver = solver
+        self.random_state = random_state
+        self.n_oversamples = n_oversamples
+        self.n_iter = n_iter
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any) -> PCA:
+        """Fit the model to X (n_samples, n_features); returns self."""
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X: Any) -> Any:
+        """Fit, then return the codes of X, shape (n_samples, n_components_)."""
+        Xt, kind = self._fit(X)
+        return to_input_kind(self._encode(Xt), kind)
+
+    def _fit(self, X: Any) -> tuple[torch.Tensor, InputKind]:
+        X, kind = check_array(X, min_samples=2)
+        n, d = X.shape
+        k_max = min(n, d)
+        solver = self._choose_solver(n, d, k_max)
+        if solver == "covariance_eigh":
+            mean, components, variances, total = self._fit_covariance(X, k_max)
+        else:
+            mean = column_mean(X)
+            Xc = X - mean
+            total = Xc.to(torch.float64).pow(2).sum() / (n - 1)
+            if solver == "full":
+                _, S, components = torch.linalg.svd(Xc, full_matrices=False)
+            else:
+                generator = torch.Generator().manual_seed(
+                    self.random_state if self.random_state is not None else torch.seed()
+                )
+                _, S, components = randomized_svd(
+                    Xc,
+                    self._n_components_int(k_max),
+                    n_oversamples=self.n_oversamples,
+                    n_iter=self.n_iter,
+                    generator=generator,
+                )
+            variances = S.to(torch.float64) ** 2 / (n - 1)
+            k = self._n_components_from_variance(variances, total, k_max)
+            components = flip_signs(components[:k].to(X.dtype))
+        k = components.shape[0]
+        variances = variances[:k]
+        dropped = (total - variances.sum()).clamp_min(0)
+        noise = dropped / (k_max - k) if k < k_max else torch.zeros((), dtype=torch.float64)
+        as_x = {"dtype": X.dtype, "device": X.device}
+        self.solver_ = solver
+        self.n_samples_, self.n_features_in_, self.n_components_ = n, d, k
+        self.mean_ = to_input_kind(mean, kind)
+        self.components_ = to_input_kind(components, kind)
+        self.explained_variance_ = to_input_kind(variances.to(**as_x), kind)
+        self.explained_variance_ratio_ = to_input_kind((variances / total).to(**as_x), kind)
+        self.singular_values_ = to_input_kind((variances * (n - 1)).sqrt().to(**as_x), kind)
+        self.noise_variance_ = float(noise)
+        self._state = (mean, components, variances.to(**as_x))  # tensors on X's device
+        self._kind = kind
+        return X, kind
+
+    def _fit_covariance(self, X: torch.Tensor, k_max: int) -> tuple:
+        """Eigendecomposition of the covariance, accurate in float32.
+
+        The d×d Gram matrix is formed from the raw data and centred in float64
+        (X'X - n m m'), which skips a copy of X; when the mean dominates the
+        data's energy (float32 would lose digits to cancellation) the data are
+        centred first instead. The variances are then recomputed as Rayleigh
+        quotients of the centred projections, accumulated in float64: those
+        are second-order accurate in the eigenvector error.
+        """
+        n = X.shape[0]
+        mean = column_mean(X)
+        m64 = mean.to(torch.float64)
+        raw = gram(X)
+        cov = raw - n * torch.outer(m64, m64)
+        centred_first = torch.trace(raw) > 10 * torch.trace(cov)
+        if centred_first:
+            cov = gram(X - mean)
+        total = torch.trace(cov) / (n - 1)
+        eigvals, eigvecs = eigh_descending(cov)
+        variances = (eigvals[:k_max] / (n - 1)).clamp_min(0)
+        k = self._n_components_from_variance(variances, total, k_max)
+        components = flip_signs(eigvecs[:, :k].T.to(X.dtype).contiguous())  # (k, d)
+        codes = matmul(X - mean if centred_first else X, components.T.contiguous())  # (n, k)
+        if not centred_first:
+            codes = codes - mean @ components.T
+        variances = codes.pow(2).sum(dim=0, dtype=torch.float64) / (n - 1)
+        return mean, components, variances, total
+
+    def _choose_solver(self, n: int, d: int, k_max: int) -> str:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver={self.solver!r} is not one of {SOLVERS}.")
+        if self.solver != "auto":
+            if self.solver == "randomized" and not _is_int(self.n_components):
+                raise ValueError(
+                    f"solver='randomized' needs an integer n_components, got "
+                    f"{self.n_components!r}; pass an int or use solver='full'."
+                )
+            return self.solver
+        if _is_int(self.n_components):
+            self._n_components_int(k_max)  # reject a bad value before any work
+        if d <= 1000 and n >= 10 * d:
+            return "covariance_eigh"
+        if max(n, d) > 500 and _is_int(self.n_components) and self.n_components < 0.8 * k_max:
+            return "randomized"
+        return "full"
+
+    def _n_components_int(self, k_max: int) -> int:
+        k = self.n_components
+        if k is None:
+            return k_max
+        if not _is_int(k) or k < 1:
+            raise ValueError(
+                f"n_components={k!r} must be a positive int, a float in (0, 1) or None."
+            )
+        if k > k_max:
+            raise ValueError(
+                f"n_components={k} must be at most min(n_samples, n_features)={k_max}; "
+                f"use n_components<={k_max} or give more data."
+            )
+        return int(k)
+
+    def _n_components_from_variance(
+        self, variances: torch.Tensor, total: torch.Tensor, k_max: int
+    ) -> int:
+        k = self.n_components
+        if isinstance(k, float) and not isinstance(k, bool):
+            if not 0 < k < 1:
+                raise ValueError(
+                    f"n_components={k} as a float is the share of variance to keep and must "
+                    "lie in (0, 1); pass an int for a number of components."
+                )
+            cumulative = torch.cumsum(variances / total, dim=0)
+            return min(
+                int(
+                    torch.searchsorted(
+                        cumulative, torch.tensor(k, dtype=cumulative.dtype), right=True
+                    )
+                )
+                + 1,
+                k_max,
+            )
+        return self._n_components_int(k_max)
+
+    # ------------------------------------------------------------ transform
+    def _checked(self, X: Any, method: str) -> tuple[torch.Tensor, InputKind]:
+        check_is_fitted(self, list(FITTED), method=method)
+        mean = self._state[0]
+        X, kind = check_array(X, dtype=mean.dtype)
+        check_n_features(X, self.n_features_in_)
+        return X.to(mean.device), kind
+
+    def _encode(self, X: torch.Tensor) -> torch.Tensor:
+        mean, components, variances = self._state
+        Z = (X - mean) @ components.T
+        if self.whiten:
+            Z = Z / variances.sqrt().clamp_min(torch.finfo(Z.dtype).tiny)
+        return Z
+
+    def transform(self, X: Any) -> Any:
+        """Codes of X: (n, d) -> (n, n_components_)."""
+        X, kind = self._checked(X, "transform")
+        return to_input_kind(self._encode(X), kind)
+
+    def inverse_transform(self, Z: Any) -> Any:
+        """Reconstructions from codes: (n, n_components_) -> (n, d)."""
+        check_is_fitted(self, list(FITTED), method="inverse_transform")
+        mean, components, variances = self._state
+        Z, kind = check_array(Z, name="Z", dtype=mean.dtype)
+        check_n_features(Z, self.n_components_, name="Z")
+        Z = Z.to(mean.device)
+        if self.whiten:
+            Z = Z * variances.sqrt()
+        return to_input_kind(Z @ components + mean, kind)
+
+    # ------------------------------------------------- probabilistic PCA
+    def _model_covariance(self) -> torch.Tensor:
+        """The probabilistic-PCA covariance W Wᵀ + σ² I, (d, d) in float64."""
+        _, components, variances = self._state
+        W = components.to(torch.float64)
+        extra = (variances.to(torch.float64) - self.noise_variance_).clamp_min(0)
+        eye = torch.eye(self.n_features_in_, dtype=torch.float64, device=W.device)
+        return (W.T * extra) @ W + self.noise_variance_ * eye
+
+    def get_covariance(self) -> Any:
+        """Model covariance of the data under probabilistic PCA, (d, d)."""
+        check_is_fitted(self, list(FITTED), method="get_covariance")
+        cov = self._model_covariance().to(self._state[0].dtype)
+        return to_input_kind(cov, self._kind)
+
+    def score_samples(self, X: Any) -> Any:
+        """Log-likelihood of each sample under probabilistic PCA, shape (n,), in nats."""
+        X, kind = self._checked(X, "score_samples")
+        if self.noise_variance_ <= 0 and self.n_components_ < self.n_features_in_:
+            raise ValueError(
+                "the probabilistic PCA covariance is singular (noise_variance_=0); fit with "
+                "fewer components than the data's rank to score samples."
+            )
+        cov = self._model_covariance()
+        chol = torch.linalg.cholesky(cov)
+        diff = (X - self._state[0]).to(torch.float64)  # (n, d)
+        solved = torch.linalg.solve_triangular(chol, diff.T, upper=False)  # (d, n)
+        maha = solved.pow(2).sum(dim=0)
+        logdet = 2 * torch.log(torch.diagonal(chol)).sum()
+        d = self.n_features_in_
+        logp = -0.5 * (d * math.log(2 * math.pi) + logdet + maha)
+        return to_input_kind(logp.to(X.dtype), kind)
+
+    def score(self, X: Any) -> float:
+        """Average log-likelihood of the samples in X (nats)."""
+        return float(torch.as_tensor(self.score_samples(X)).mean())
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
