@@ -1,6 +1,6 @@
 """Foundation benchmarks: data loading and the trainer's overhead.
 
-Run with ``make bench`` (or ``python benchmarks/run.py --device cuda``). Writes
+Run with ``make bench`` (or ``python benchmarks/foundation.py --device cuda``). Writes
 ``benchmarks/results/foundation[-DEVICE].json``, which the book shows.
 
 What is measured:
@@ -17,19 +17,12 @@ What is measured:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
+from common import machine_info, sync, write_results
 from torch import nn
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from companion import resolve_device, seed_everything  # noqa: E402
 from companion.data import flatten, load_fashion_mnist, to_float  # noqa: E402
@@ -61,7 +54,7 @@ def time_loading(repeats: int = 3) -> float:
 def bare_epoch(model, x, batch_size, device) -> float:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).to(device)
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for i in range(0, len(x), batch_size):
         batch = x[order[i : i + batch_size]]
@@ -70,22 +63,17 @@ def bare_epoch(model, x, batch_size, device) -> float:
         out["loss"].backward()
         optimizer.step()
         float(out["loss"].detach())  # the trainer reads every loss too
-    _sync(device)
+    sync(device)
     return len(x) / (time.perf_counter() - start)
 
 
 def trainer_epoch(model, x, batch_size, device) -> float:
     trainer = Trainer(model, epochs=1, batch_size=batch_size, device=device, progress=False)
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     trainer.fit(x)
-    _sync(device)
+    sync(device)
     return len(x) / (time.perf_counter() - start)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -107,16 +95,7 @@ def main() -> None:
         trainer.append(trainer_epoch(BenchAutoencoder().to(device), x, 128, device))
     bare_rate, trainer_rate = statistics.median(bare), statistics.median(trainer)
     results = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpu_threads": torch.get_num_threads(),
-            "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "machine": machine_info(device),
         "load_fashion_mnist_train_s": round(time_loading(), 3),
         "n_examples": args.n,
         "bare_loop_examples_per_s": round(bare_rate),
@@ -124,11 +103,7 @@ def main() -> None:
         "trainer_overhead": round(bare_rate / trainer_rate - 1, 4),
         "target_trainer_overhead_below": 0.10,
     }
-    suffix = "" if device.type == "cpu" else f"-{device.type}"
-    out = ROOT / "benchmarks" / "results" / f"foundation{suffix}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
-    print(f"written to {out.relative_to(ROOT)}")
+    write_results("foundation", device, results)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+"""Each exercise check accepts a correct answer and explains at least two wrong ones."""
+
+import pytest
+import torch
+
+from companion.exercises import ExerciseError, check_pca_projection, check_reconstruction_error
+
+
+def _eig(X):
+    Xc = X - X.mean(0)
+    values, vectors = torch.linalg.eigh(Xc.T @ Xc)
+    return Xc, vectors
+
+
+def pca_codes(X, k):
+    Xc, vectors = _eig(X)
+    return Xc @ vectors.flip(1)[:, :k]
+
+
+def test_pca_projection_accepts_a_correct_answer_with_any_signs(capsys):
+    check_pca_projection(pca_codes)
+    check_pca_projection(lambda X, k: -pca_codes(X, k))
+    check_pca_projection(lambda X, k: pca_codes(X, k).numpy())
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda X, k: _eig(X)[0] @ _eig(X)[1][:, :k], r"increasing variance: torch.linalg.eigh"),
+        (lambda X, k: X @ _eig(X)[1].flip(1)[:, :k], r"column means up to .* subtract X.mean\(0\)"),
+        (lambda X, k: pca_codes(X, k).T, r"shape \(3, 200\), expected \(200, 3\).*transposed"),
+        (lambda X, k: pca_codes(X, k + 1), r"shape \(200, 4\), expected \(200, 3\)"),
+        (lambda X, k: pca_codes(X, k) * 2, r"column 0 of your codes is off by up to"),
+        (lambda X, k: "codes", r"should be a tensor or array of numbers, got str"),
+    ],
+)
+def test_pca_projection_explains_wrong_answers(answer, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_pca_projection(answer)
+
+
+def reconstruction_error(X, k):
+    Xc, vectors = _eig(X)
+    V = vectors.flip(1)[:, :k]
+    return ((Xc - Xc @ V @ V.T) ** 2).sum() / X.shape[0]
+
+
+def test_reconstruction_error_accepts_a_correct_answer(capsys):
+    check_reconstruction_error(reconstruction_error)
+    check_reconstruction_error(lambda X, k: float(reconstruction_error(X, k)))
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda X, k: reconstruction_error(X, k) / X.shape[1], r"d times too small"),
+        (
+            lambda X, k: reconstruction_error(X, k) * X.shape[0] / (X.shape[0] - 1),
+            r"off by n/\(n-1\)",
+        ),
+        (
+            lambda X, k: ((X - X @ _eig(X)[1][:, -k:] @ _eig(X)[1][:, -k:].T) ** 2).sum() / len(X),
+            r"expected .* sum of the discarded eigenvalues",
+        ),
+        (lambda X, k: torch.zeros(2), r"returned shape \(2,\); return one number"),
+    ],
+)
+def test_reconstruction_error_explains_wrong_answers(answer, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_reconstruction_error(answer)
+
+
+def test_exercise_error_is_an_assertion_error():
+    assert issubclass(ExerciseError, AssertionError)
