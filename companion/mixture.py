@@ -171,3 +171,19 @@ class GaussianMixture(EMMixture):
             X = self._means[components] + noise * cov[components].sqrt()[:, None]
         kind = self._kind
         return to_input_kind(X, kind), to_input_kind(components, kind)
+
+
+def shared_sigma_em_step(
+    X: torch.Tensor, means: torch.Tensor, sigma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One EM step of an equal-weight spherical mixture whose components share a fixed σ.
+
+    X (n, d), means (K, d) -> responsibilities (n, K) and the new means (K, d).
+    As σ → 0 the responsibilities become one-hot at the nearest mean and the
+    step becomes a step of Lloyd's k-means: k-means is hard-assignment EM.
+    """
+    d2 = torch.cdist(X, means).pow(2)  # (n, K)
+    resp = torch.softmax(-d2 / (2 * sigma**2), dim=1)
+    counts = resp.sum(0)
+    new_means = (resp.T @ X) / counts.clamp_min(torch.finfo(X.dtype).tiny)[:, None]
+    return resp, new_means

@@ -1,0 +1,126 @@
+"""KMeans against scikit-learn and its defining property (inertia never rises)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.cluster import KMeans as SkKMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from companion.cluster import ConvergenceWarning, KMeans, squared_distances
+from companion.errors import NotFittedError
+
+
+def test_squared_distances_match_the_definition():
+    g = torch.Generator().manual_seed(0)
+    X, C = (
+        torch.randn(50, 7, generator=g, dtype=torch.float64),
+        torch.randn(4, 7, generator=g, dtype=torch.float64),
+    )
+    direct = ((X[:, None, :] - C[None, :, :]) ** 2).sum(2)
+    torch.testing.assert_close(squared_distances(X, C), direct)
+
+
+def test_same_init_same_result_as_sklearn_on_blobs():
+    X, truth = make_blobs(600, centers=5, cluster_std=0.8, random_state=0)
+    init = X[np.random.default_rng(1).choice(600, 5, replace=False)]
+    ours = KMeans(5, init=init).fit(X)
+    ref = SkKMeans(5, init=init, n_init=1).fit(X)
+    assert adjusted_rand_score(ours.labels_, ref.labels_) == 1.0
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-10)
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-10)
+    assert ours.n_iter_ == ref.n_iter_
+    assert adjusted_rand_score(truth, ours.labels_) > 0.95  # the blobs are found
+
+
+def test_kmeans_plusplus_finds_well_separated_blobs():
+    X, truth = make_blobs(500, centers=4, cluster_std=0.5, random_state=3)
+    ours = KMeans(4, random_state=0, n_init=3).fit(X)
+    assert adjusted_rand_score(truth, ours.labels_) == 1.0
+
+
+def test_fashion_mnist_subset_matches_sklearn_inertia():
+    from companion.data import flatten, load_fashion_mnist, to_float
+
+    X = flatten(to_float(load_fashion_mnist("test")[0][:3000]))
+    init = X[torch.randperm(3000, generator=torch.Generator().manual_seed(0))[:10]]
+    ours = KMeans(10, init=init).fit(X)
+    ref = SkKMeans(10, init=init.numpy(), n_init=1).fit(X.numpy())
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=5e-3)
+    assert adjusted_rand_score(ours.labels_.numpy(), ref.labels_) > 0.99
+
+
+def test_empty_cluster_is_reseeded_from_the_farthest_point():
+    X = np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [30.0]])
+    init = np.array([[0.1], [10.0], [100.0]])  # the third centre attracts nothing
+    ours = KMeans(3, init=init).fit(X)
+    ref = SkKMeans(3, init=init, n_init=1).fit(X)
+    np.testing.assert_allclose(np.sort(ours.cluster_centers_, 0), np.sort(ref.cluster_centers_, 0))
+    assert sorted(np.bincount(ours.labels_).tolist()) == [1, 2, 3]
+
+
+blobs = st.builds(
+    lambda n, d, seed: (
+        np.random.default_rng(seed).normal(size=(n, d))
+        * np.random.default_rng(seed + 1).uniform(0.2, 3, size=d)
+    ),
+    st.integers(10, 80),
+    st.integers(1, 5),
+    st.integers(0, 10_000),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(X=blobs, k=st.integers(1, 6), seed=st.integers(0, 100))
+def test_inertia_never_increases(X, k, seed):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = KMeans(k, random_state=seed, tol=0, max_iter=50).fit(X)
+    history = np.array(model.inertia_history_)
+    assert np.all(np.diff(history) <= 1e-9 * (1 + history[:-1]))
+    assert model.inertia_ <= history[0] + 1e-9 * (1 + history[0])
+    # the labels are those of the closest centre
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+def test_transform_score_and_kinds():
+    X = make_blobs(100, centers=3, random_state=0)[0].astype(np.float32)
+    model = KMeans(3, random_state=0).fit(X)
+    D = model.transform(X)
+    assert D.shape == (100, 3) and D.dtype == np.float32
+    assert model.score(X) == pytest.approx(-model.inertia_, rel=1e-5)
+    T = KMeans(3, random_state=0).fit(torch.as_tensor(X))
+    assert isinstance(T.cluster_centers_, torch.Tensor) and T.labels_.dtype == torch.int64
+
+
+def test_max_iter_warns():
+    X = make_blobs(300, centers=6, random_state=0)[0]
+    with pytest.warns(ConvergenceWarning, match=r"max_iter=1 iterations without converging"):
+        KMeans(6, max_iter=1, random_state=0).fit(X)
+
+
+def test_bad_input_messages():
+    with pytest.raises(
+        ValueError, match=r"n_clusters=20 is larger than n_samples=10; use at most 10"
+    ):
+        KMeans(20).fit(np.zeros((10, 2)))
+    X = np.zeros((10, 2))
+    X[4, 1] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite value \(first: nan at index \[4, 1\]\)"):
+        KMeans(2).fit(X)
+    with pytest.raises(ValueError, match=r"X must be 2-D .* reshape it with X.reshape\(-1, 1\)"):
+        KMeans(2).fit(np.arange(10.0))
+    with pytest.raises(ValueError, match=r"init has shape \(2, 2\), but n_clusters=3"):
+        KMeans(3, init=np.zeros((2, 2))).fit(np.random.default_rng(0).normal(size=(10, 2)))
+    with pytest.raises(ValueError, match=r"init='kmeans\+\+' is not understood"):
+        KMeans(3, init="kmeans++").fit(np.zeros((10, 2)))
+    with pytest.raises(
+        NotFittedError, match=r"KMeans instance is not fitted yet; call fit\(X\) before predict"
+    ):
+        KMeans(3).predict(np.zeros((2, 2)))
