@@ -40,7 +40,7 @@ class EMMixture:
             raise ValueError(f"tol={self.tol} must be non-negative.")
 
     def _validate(self, X: Any, *, fitting: bool):
-        X, kind = check_array(X, dtype=self.dtype, min_samples=self.n_components if fitting else 1)
+        X, kind = check_array(X, dtype=self.dtype)
         if fitting and X.shape[0] < 2:
             raise ValueError(f"X has n_samples={X.shape[0]}; EM needs at least 2 samples.")
         return X, kind
