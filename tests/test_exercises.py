@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from companion.exercises import ExerciseError, check_pca_projection, check_reconstruction_error
+from companion.exercises import (
+    ExerciseError,
+    check_e_step,
+    check_kmeans_assignment,
+    check_kmeans_update,
+    check_pca_projection,
+    check_reconstruction_error,
+)
 
 
 def _eig(X):
@@ -74,3 +81,58 @@ def test_reconstruction_error_explains_wrong_answers(answer, message):
 
 def test_exercise_error_is_an_assertion_error():
     assert issubclass(ExerciseError, AssertionError)
+
+
+# ---------------------------------------------------------------- clustering checks
+def nearest(X, C):
+    return torch.cdist(X, C).argmin(1)
+
+
+def test_kmeans_assignment(capsys):
+    check_kmeans_assignment(nearest)
+    assert "correct" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="farthest centre: use argmin"):
+        check_kmeans_assignment(lambda X, C: torch.cdist(X, C).argmax(1))
+    with pytest.raises(ExerciseError, match=r"shape \(150, 3\), expected \(150,\).*argmin"):
+        check_kmeans_assignment(lambda X, C: torch.cdist(X, C))
+    with pytest.raises(ExerciseError, match=r"points get the wrong centre"):
+        check_kmeans_assignment(
+            lambda X, C: (X[:, None, :] - C[None]).abs().max(2).values.argmin(1) * 0
+        )
+
+
+def test_kmeans_update(capsys):
+    def means(X, labels, k):
+        return torch.stack([X[labels == j].mean(0) for j in range(k)])
+
+    check_kmeans_update(means)
+    assert "correct" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="sums of the points: divide"):
+        check_kmeans_update(
+            lambda X, labels, k: torch.stack([X[labels == j].sum(0) for j in range(k)])
+        )
+    with pytest.raises(ExerciseError, match=r"shape \(2, 3\), expected \(3, 2\)"):
+        check_kmeans_update(lambda X, labels, k: means(X, labels, k).T)
+    with pytest.raises(ExerciseError, match="off by up to"):
+        check_kmeans_update(lambda X, labels, k: means(X, labels, k) + 0.1)
+
+
+def spherical_e_step(X, weights, means, variances, use_weights=True, normalise=True, sq=True):
+    var = variances if sq else variances.sqrt()
+    d = X.shape[1]
+    dens = torch.exp(-0.5 * torch.cdist(X, means) ** 2 / var) / (2 * torch.pi * var) ** (d / 2)
+    if use_weights:
+        dens = dens * weights
+    return dens / dens.sum(1, keepdim=True) if normalise else dens
+
+
+def test_e_step(capsys):
+    check_e_step(spherical_e_step)
+    assert "correct" in capsys.readouterr().out
+    for kwargs, message in [
+        ({"normalise": False}, "rows do not sum to 1"),
+        ({"use_weights": False}, "left out the mixing weights"),
+        ({"sq": False}, "used σ where σ² belongs"),
+    ]:
+        with pytest.raises(ExerciseError, match=message):
+            check_e_step(lambda X, w, m, v, kw=kwargs: spherical_e_step(X, w, m, v, **kw))
