@@ -32,8 +32,10 @@ from companion.data import flatten, load_fashion_mnist, to_float
 from companion.mixture import GaussianMixture
 from companion.pca import PCA
 
+CPU = torch.device("cpu")
 
-def timed(fit, device=torch.device("cpu")):
+
+def timed(fit, device: torch.device = CPU):
     sync(device)
     start = time.perf_counter()
     model = fit()
@@ -51,8 +53,7 @@ def kmeans_rows(X: torch.Tensor, init: np.ndarray, device: torch.device) -> dict
         Xd = X.to(device)
         runs[f"companion ({device.type})"] = lambda: KMeans(10, init=init).fit(Xd)
     for name, fit in runs.items():
-        dev = device if name.endswith(f"({device.type})") and device.type != "cpu" else None
-        model, seconds = timed(fit, dev or torch.device("cpu"))
+        model, seconds = timed(fit, device if name.endswith(f"({device.type})") else CPU)
         rows[name] = {
             "seconds": round(seconds, 3),
             "iterations": int(model.n_iter_),
@@ -73,10 +74,9 @@ def gmm_rows(Z: np.ndarray, start: dict, device: torch.device) -> dict:
         Zd = torch.as_tensor(Z, device=device)
         runs[f"companion ({device.type})"] = lambda: GaussianMixture(10, **start).fit(Zd)
     for name, fit in runs.items():
-        dev = device if name.endswith(f"({device.type})") and device.type != "cpu" else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model, seconds = timed(fit, dev or torch.device("cpu"))
+            model, seconds = timed(fit, device if name.endswith(f"({device.type})") else CPU)
         rows[name] = {
             "seconds": round(seconds, 3),
             "iterations": int(model.n_iter_),
