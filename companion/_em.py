@@ -110,12 +110,16 @@ class EMMixture:
         """
         history: list[float] = []
         for _ in range(self.max_iter):
-            mean_log_likelihood, log_resp = self._log_resp(X)
-            self._m_step(X, log_resp.exp())
-            history.append(mean_log_likelihood)
+            history.append(self._em_step(X))
             if len(history) > 1 and abs(history[-1] - history[-2]) < self.tol:
                 return history, True
         return history, False
+
+    def _em_step(self, X: torch.Tensor) -> float:
+        """One E-step and M-step; returns the mean log-likelihood before the update."""
+        mean_log_likelihood, log_resp = self._log_resp(X)
+        self._m_step(X, log_resp.exp())
+        return mean_log_likelihood
 
     def _log_resp(self, X: torch.Tensor) -> tuple[float, torch.Tensor]:
         """E-step: mean log-likelihood and log responsibilities (n, K)."""

@@ -82,10 +82,7 @@ def log_prob(X: torch.Tensor, means: torch.Tensor, prec_chol: torch.Tensor, kind
     K = means.shape[0]
     if kind == "full":
         log_det = torch.log(torch.diagonal(prec_chol, dim1=1, dim2=2)).sum(1)  # (K,)
-        maha = torch.empty(n, K, dtype=X.dtype, device=X.device)
-        for k in range(K):
-            y = X @ prec_chol[k] - means[k] @ prec_chol[k]
-            maha[:, k] = (y * y).sum(1)
+        maha = torch.cat([_full_maha(part, means, prec_chol) for part in X.split(CHUNK)])
     elif kind == "tied":
         log_det = torch.log(torch.diagonal(prec_chol)).sum().expand(K)
         y = (X @ prec_chol)[:, None, :] - (means @ prec_chol)[None, :, :]  # (n, K, d)
@@ -107,6 +104,22 @@ def log_prob(X: torch.Tensor, means: torch.Tensor, prec_chol: torch.Tensor, kind
             + (X * X).sum(1)[:, None] * precisions
         )
     return -0.5 * (d * math.log(2 * math.pi) + maha) + log_det
+
+
+CHUNK = 512  # rows per block: a block of (CHUNK, K*d) float64 stays in the CPU cache
+
+
+def _full_maha(X: torch.Tensor, means: torch.Tensor, prec_chol: torch.Tensor) -> torch.Tensor:
+    """Squared Mahalanobis distances (m, K) of a block of rows, with one matrix product.
+
+    y_k = (x - μ_k) U_k for every k at once: X @ [U_1 ... U_K] minus the row of
+    μ_k U_k, squared and summed per component.
+    """
+    K, d, _ = prec_chol.shape
+    stacked = prec_chol.transpose(0, 1).reshape(d, K * d)  # [U_1 ... U_K], (d, K*d)
+    shift = torch.einsum("kd,kde->ke", means, prec_chol).reshape(K * d)
+    y = torch.addmm(-shift, X, stacked)  # (m, K*d)
+    return y.square_().view(X.shape[0], K, d).sum(2)
 
 
 def n_covariance_parameters(kind: str, K: int, d: int) -> int:

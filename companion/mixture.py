@@ -84,10 +84,18 @@ class GaussianMixture(EMMixture):
             raise ValueError(f"reg_covar={self.reg_covar} must be non-negative.")
 
     # ---------------------------------------------------------------- model
-    def _initialize(self, X: torch.Tensor, resp: torch.Tensor, generator) -> None:
+    def _initial_resp(self, X: torch.Tensor, generator: torch.Generator):
+        given = (self.weights_init, self.means_init, self.precisions_init)
+        if all(value is not None for value in given):
+            return None  # every parameter is given: no k-means run needed
+        return super()._initial_resp(X, generator)
+
+    def _initialize(self, X: torch.Tensor, resp: torch.Tensor | None, generator) -> None:
         K, d = self.n_components, X.shape[1]
-        nk, means, cov = estimate_parameters(X, resp, self.reg_covar, self.covariance_type)
-        weights = nk / X.shape[0]
+        weights = means = cov = None
+        if resp is not None:
+            nk, means, cov = estimate_parameters(X, resp, self.reg_covar, self.covariance_type)
+            weights = nk / X.shape[0]
         if self.weights_init is not None:
             weights = self._given("weights_init", self.weights_init, (K,), X)
         if self.means_init is not None:
