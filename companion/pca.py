@@ -105,13 +105,19 @@ class PCA:
                 generator = torch.Generator().manual_seed(
                     self.random_state if self.random_state is not None else torch.seed()
                 )
-                _, S, components = randomized_svd(
+                _, _, basis = randomized_svd(
                     Xc,
                     self._n_components_int(k_max),
                     n_oversamples=self.n_oversamples,
                     n_iter=self.n_iter,
                     generator=generator,
                 )
+                # Rayleigh-Ritz on the found subspace: rotate the basis so that the
+                # codes are exactly uncorrelated (whitening then gives the identity).
+                codes = (Xc @ basis.T).to(torch.float64)  # (n, k)
+                ritz_values, ritz_vectors = torch.linalg.eigh(codes.T @ codes)
+                S = ritz_values.flip(0).clamp_min(0).sqrt()
+                components = (ritz_vectors.flip(1).T.to(basis.dtype)) @ basis
             variances = S.to(torch.float64) ** 2 / (n - 1)
             k = self._n_components_from_variance(variances, total, k_max)
             components = flip_signs(components[:k].to(X.dtype))

@@ -249,3 +249,14 @@ def test_computes_on_the_input_device_and_dtype(device, dtype):
     np.testing.assert_allclose(
         pca.fit_transform(X).cpu().numpy(), pca.transform(X).cpu().numpy(), atol=1e-5
     )
+
+
+def test_randomized_whitening_gives_the_identity():
+    """The randomized basis is Rayleigh-Ritz rotated, so whitened codes are uncorrelated."""
+    from companion.data import flatten, load_fashion_mnist, to_float
+
+    X = flatten(to_float(load_fashion_mnist("test")[0][:2000])).double()
+    pca = PCA(50, whiten=True, solver="randomized", random_state=0).fit(X)
+    Z = pca.transform(X)
+    covariance = Z.T @ Z / (len(Z) - 1)
+    assert (covariance - torch.eye(50, dtype=Z.dtype)).abs().max() < 1e-8
