@@ -5,12 +5,7 @@ Each function takes and returns torch tensors on the caller's device.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-
-# On the CPU the heavy products go through NumPy: its matmul recognises
-# ``A.T @ A`` and calls BLAS ``syrk`` (half the work of a general product), and
-# keeping one BLAS thread pool (OpenBLAS) avoids two pools fighting over the cores.
 
 
 def column_mean(X: torch.Tensor) -> torch.Tensor:
@@ -20,30 +15,6 @@ def column_mean(X: torch.Tensor) -> torch.Tensor:
     NumPy's float32 ``mean(axis=0)`` adds row after row and is ~1000x worse.
     """
     return X.mean(dim=0)
-
-
-def gram(X: torch.Tensor) -> torch.Tensor:
-    """``X.T @ X`` for X (n, d), accumulated in X's dtype, returned in float64, (d, d)."""
-    if X.device.type == "cpu":
-        A = X.numpy()
-        return torch.from_numpy(A.T @ A).to(torch.float64)
-    return (X.T @ X).to(torch.float64)
-
-
-def matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """A @ B, through NumPy's BLAS on the CPU (see the note above)."""
-    if A.device.type == "cpu":
-        return torch.from_numpy(A.numpy() @ B.numpy())
-    return A @ B
-
-
-def eigh_descending(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenvalues (descending, (d,)) and eigenvectors (columns, (d, d)) of symmetric C."""
-    if C.device.type == "cpu":
-        values, vectors = np.linalg.eigh(C.numpy())
-        return torch.from_numpy(values[::-1].copy()), torch.from_numpy(vectors[:, ::-1].copy())
-    values, vectors = torch.linalg.eigh(C)
-    return values.flip(0), vectors.flip(1)
 
 
 def flip_signs(components: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from companion._validation import (
@@ -14,14 +15,7 @@ from companion._validation import (
     check_n_features,
     to_input_kind,
 )
-from companion.linalg import (
-    column_mean,
-    eigh_descending,
-    flip_signs,
-    gram,
-    matmul,
-    randomized_svd,
-)
+from companion.linalg import column_mean, flip_signs, randomized_svd
 
 SOLVERS = ("auto", "covariance_eigh", "full", "randomized")
 FITTED = ("components_", "explained_variance_", "mean_", "noise_variance_")
@@ -147,25 +141,45 @@ class PCA:
         centred first instead. The variances are then recomputed as Rayleigh
         quotients of the centred projections, accumulated in float64: those
         are second-order accurate in the eigenvector error.
+
+        On the CPU every step runs in NumPy: its matmul recognises ``A.T @ A``
+        and calls BLAS ``syrk`` (half the work of a general product), and one
+        thread pool for the whole solver avoids two pools fighting over cores.
         """
         n = X.shape[0]
-        mean = column_mean(X)
-        m64 = mean.to(torch.float64)
-        raw = gram(X)
-        cov = raw - n * torch.outer(m64, m64)
-        centred_first = torch.trace(raw) > 10 * torch.trace(cov)
+        mean = column_mean(X)  # in torch: NumPy's float32 column sums drift
+        on_cpu = X.device.type == "cpu"
+        xp = np if on_cpu else torch
+        A, m = (X.numpy(), mean.numpy()) if on_cpu else (X, mean)
+        f64 = np.float64 if on_cpu else torch.float64
+        raw = _as(A.T @ A, f64)
+        m64 = _as(m, f64)
+        cov = raw - n * xp.outer(m64, m64)
+        centred_first = bool(xp.trace(raw) > 10 * xp.trace(cov))
         if centred_first:
-            cov = gram(X - mean)
-        total = torch.trace(cov) / (n - 1)
-        eigvals, eigvecs = eigh_descending(cov)
-        variances = (eigvals[:k_max] / (n - 1)).clamp_min(0)
-        k = self._n_components_from_variance(variances, total, k_max)
-        components = flip_signs(eigvecs[:, :k].T.to(X.dtype).contiguous())  # (k, d)
-        codes = matmul(X - mean if centred_first else X, components.T.contiguous())  # (n, k)
+            A = A - m
+            cov = _as(A.T @ A, f64)
+        total = float(xp.trace(cov)) / (n - 1)
+        eigvals, eigvecs = xp.linalg.eigh(cov)  # ascending
+        top = _flip(eigvals)[:k_max]
+        top = torch.from_numpy(top.copy()) if on_cpu else top
+        k = self._n_components_from_variance(
+            (top / (n - 1)).clamp_min(0), torch.tensor(total, dtype=torch.float64), k_max
+        )
+        V = _flip(eigvecs.T)[:k]  # (k, d), largest first
+        biggest = xp.abs(V).argmax(1)
+        signs = xp.sign(V[xp.arange(k), biggest])
+        signs[signs == 0] = 1
+        components = _as(V * signs[:, None], A.dtype)  # (k, d)
+        codes = A @ components.T  # (n, k)
         if not centred_first:
-            codes = codes - mean @ components.T
-        variances = codes.pow(2).sum(dim=0, dtype=torch.float64) / (n - 1)
-        return mean, components, variances, total
+            codes = codes - m @ components.T
+        codes = _as(codes, f64)
+        variances = (codes * codes).sum(0) / (n - 1)
+        if on_cpu:
+            components = torch.from_numpy(np.ascontiguousarray(components))
+            variances = torch.from_numpy(variances)
+        return mean, components, variances, torch.tensor(total, dtype=torch.float64)
 
     def _choose_solver(self, n: int, d: int, k_max: int) -> str:
         if self.solver not in SOLVERS:
@@ -289,6 +303,18 @@ class PCA:
     def score(self, X: Any) -> float:
         """Average log-likelihood of the samples in X (nats)."""
         return float(torch.as_tensor(self.score_samples(X)).mean())
+
+
+def _as(array, dtype):
+    """Cast a NumPy array or a tensor to ``dtype`` (np.float64 or torch.float64, ...)."""
+    if isinstance(array, np.ndarray):
+        return array.astype(dtype, copy=False)
+    return array.to(dtype)
+
+
+def _flip(array):
+    """Reverse the first axis of a NumPy array or a tensor."""
+    return array[::-1] if isinstance(array, np.ndarray) else array.flip(0)
 
 
 def _is_int(value: Any) -> bool:
