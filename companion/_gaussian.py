@@ -27,10 +27,13 @@ def estimate_parameters(X: torch.Tensor, resp: torch.Tensor, reg_covar: float, k
     means = (resp.T @ X) / nk[:, None]  # (K, d)
     d = X.shape[1]
     if kind == "full":
-        cov = torch.empty(len(nk), d, d, dtype=X.dtype, device=X.device)
-        for k in range(len(nk)):
-            weighted = (X - means[k]) * resp[:, k : k + 1].sqrt()  # (n, d)
-            cov[k] = weighted.T @ weighted / nk[k]
+        cov = torch.zeros(len(nk), d, d, dtype=X.dtype, device=X.device)
+        root = resp.sqrt()
+        for part, weights in zip(X.split(2 * CHUNK), root.split(2 * CHUNK), strict=True):
+            # blocks of rows keep the weighted copies (K, m, d) in cache
+            weighted = (part[None] - means[:, None, :]) * weights.T[:, :, None]
+            cov.baddbmm_(weighted.transpose(1, 2), weighted)
+        cov /= nk[:, None, None]
         cov.diagonal(dim1=1, dim2=2).add_(reg_covar)
     elif kind == "tied":
         cov = (X.T @ X - (nk[:, None] * means).T @ means) / nk.sum()
