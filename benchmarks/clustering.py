@@ -43,36 +43,13 @@ def timed(fit, device: torch.device = CPU):
     return model, time.perf_counter() - start
 
 
-def kmeans_rows(X: torch.Tensor, init: np.ndarray, device: torch.device) -> dict:
-    rows = {}
-    runs = {
-        "companion (cpu)": lambda: KMeans(10, init=init).fit(X),
-        "sklearn": lambda: SkKMeans(10, init=init, n_init=1).fit(X.numpy()),
-    }
-    if device.type != "cpu":
-        Xd = X.to(device)
-        runs[f"companion ({device.type})"] = lambda: KMeans(10, init=init).fit(Xd)
-    for name, fit in runs.items():
-        model, seconds = timed(fit, device if name.endswith(f"({device.type})") else CPU)
-        rows[name] = {
-            "seconds": round(seconds, 3),
-            "iterations": int(model.n_iter_),
-            "ms_per_iteration": round(1000 * seconds / model.n_iter_, 2),
-            "inertia": float(model.inertia_),
-        }
-        print("kmeans", name, rows[name])
-    return rows
+def time_runs(label: str, runs: dict, device: torch.device, value: tuple[str, str]) -> dict:
+    """Fit each of ``runs`` once; record time, iterations and one fitted value.
 
-
-def gmm_rows(Z: np.ndarray, start: dict, device: torch.device) -> dict:
+    value: (key in the results, attribute of the fitted model).
+    """
+    key, attribute = value
     rows = {}
-    runs = {
-        "companion (cpu)": lambda: GaussianMixture(10, **start).fit(Z),
-        "sklearn": lambda: SkGMM(10, **start).fit(Z),
-    }
-    if device.type != "cpu":
-        Zd = torch.as_tensor(Z, device=device)
-        runs[f"companion ({device.type})"] = lambda: GaussianMixture(10, **start).fit(Zd)
     for name, fit in runs.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -81,10 +58,32 @@ def gmm_rows(Z: np.ndarray, start: dict, device: torch.device) -> dict:
             "seconds": round(seconds, 3),
             "iterations": int(model.n_iter_),
             "ms_per_iteration": round(1000 * seconds / model.n_iter_, 2),
-            "average_log_likelihood": float(model.lower_bound_),
+            key: float(getattr(model, attribute)),
         }
-        print("gmm", name, rows[name])
+        print(label, name, rows[name])
     return rows
+
+
+def kmeans_rows(X: torch.Tensor, init: np.ndarray, device: torch.device) -> dict:
+    runs = {
+        "companion (cpu)": lambda: KMeans(10, init=init).fit(X),
+        "sklearn": lambda: SkKMeans(10, init=init, n_init=1).fit(X.numpy()),
+    }
+    if device.type != "cpu":
+        Xd = X.to(device)
+        runs[f"companion ({device.type})"] = lambda: KMeans(10, init=init).fit(Xd)
+    return time_runs("kmeans", runs, device, ("inertia", "inertia_"))
+
+
+def gmm_rows(Z: np.ndarray, start: dict, device: torch.device) -> dict:
+    runs = {
+        "companion (cpu)": lambda: GaussianMixture(10, **start).fit(Z),
+        "sklearn": lambda: SkGMM(10, **start).fit(Z),
+    }
+    if device.type != "cpu":
+        Zd = torch.as_tensor(Z, device=device)
+        runs[f"companion ({device.type})"] = lambda: GaussianMixture(10, **start).fit(Zd)
+    return time_runs("gmm", runs, device, ("average_log_likelihood", "lower_bound_"))
 
 
 def main() -> None:
