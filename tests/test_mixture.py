@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SkGMM
@@ -88,15 +88,22 @@ def test_log_density_is_the_gaussian_density():
     np.testing.assert_allclose(model.score_samples(X), np.log(density), rtol=1e-10)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), K=st.integers(1, 4), kind=st.sampled_from(TYPES))
 def test_em_never_lowers_the_likelihood_and_responsibilities_sum_to_one(seed, K, kind):
+    """Exact EM (reg_covar=0): adding reg_covar makes the M-step a non-maximiser, and
+    the likelihood may then dip by about reg_covar-sized amounts (seen at 1e-4)."""
     X = mixture_data(seed=seed, n=40, d=2, K=3)
+    model = GaussianMixture(
+        K, covariance_type=kind, tol=0, max_iter=30, reg_covar=0, random_state=seed
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = GaussianMixture(
-            K, covariance_type=kind, tol=0, max_iter=30, reg_covar=1e-4, random_state=seed
-        ).fit(X)
+        try:
+            model.fit(X)
+        except ValueError as err:  # a component collapsed: exact EM is undefined there
+            assert "singular" in str(err)
+            assume(False)
     history = np.array(model.lower_bound_history_)
     assert np.all(np.diff(history) >= -1e-9 * (1 + np.abs(history[:-1])))
     np.testing.assert_allclose(model.predict_proba(X).sum(1), 1.0, atol=1e-12)
