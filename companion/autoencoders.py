@@ -245,3 +245,51 @@ class ContractiveAutoencoder(Autoencoder):
         """
         _, _, Vh = torch.linalg.svd(self.jacobian(x).detach(), full_matrices=False)
         return Vh[:, :k]
+
+
+class ConvAutoencoder(nn.Module):
+    """A convolutional autoencoder for 28×28 single-channel images.
+
+    Encoder: two stride-2 convolutions (28 → 14 → 7) and a linear map to the
+    code; the decoder mirrors it with transposed convolutions. Same interface
+    as :class:`Autoencoder`; inputs may be (B, 784) rows or (B, 1, 28, 28).
+    """
+
+    def __init__(self, code_dim: int = 16, channels: tuple[int, int] = (32, 64), *,
+                 output: str = "bernoulli"):  # fmt: skip
+        super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"output={output!r} is not one of {OUTPUTS}.")
+        c1, c2 = channels
+        self.output, self.code_dim, self.dims = output, code_dim, [784, code_dim]
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),   # (c1, 14, 14)
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # (c2, 7, 7)
+            nn.Flatten(), nn.Linear(c2 * 49, code_dim),
+        )  # fmt: skip
+        self.decoder = nn.Sequential(
+            nn.Linear(code_dim, c2 * 49), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # (c1, 14, 14)
+            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),               # (1, 28, 28)
+            nn.Flatten(),
+        )  # fmt: skip
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 784) or (B, 1, 28, 28) -> codes (B, code_dim)."""
+        x = _check_input(x, 784, type(self).__name__)
+        return self.encoder(x.view(-1, 1, 28, 28))
+
+    def decode_logits(self, code: torch.Tensor) -> torch.Tensor:
+        return self.decoder(code)  # (B, 784)
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        out = self.decode_logits(code)
+        return torch.sigmoid(out) if self.output == "bernoulli" else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def loss(self, batch) -> dict[str, torch.Tensor]:
+        x = _check_input(_inputs(batch), 784, type(self).__name__)
+        rec = reconstruction_loss(self.decode_logits(self.encode(x)), x, self.output).mean()
+        return {"loss": rec, "reconstruction": rec.detach()}

@@ -155,3 +155,14 @@ def test_bad_input_messages():
     with pytest.raises(ValueError, match=r"corruption='blur' is not"):
         DenoisingAutoencoder([4, 2], corruption="blur")
     assert model.loss(torch.rand(3, 1, 28, 28))["loss"].ndim == 0  # images are flattened
+
+
+def test_conv_autoencoder_shapes_and_learning():
+    from companion.autoencoders import ConvAutoencoder
+
+    torch.manual_seed(0)
+    model = ConvAutoencoder(code_dim=8)
+    x = torch.rand(64, 1, 28, 28).round()
+    assert model.encode(x).shape == (64, 8) and model(x).shape == (64, 784)
+    history = Trainer(model, epochs=5, batch_size=32, device="cpu", progress=False).fit(x)
+    assert history["loss"][-1] < history["loss"][0]
