@@ -30,9 +30,9 @@ from companion import resolve_device, seed_everything  # noqa: E402
 from companion.autoencoders import Autoencoder  # noqa: E402
 from companion.data import flatten, load_fashion_mnist, to_float  # noqa: E402
 from companion.pca import PCA  # noqa: E402
+from companion.pretrained import DEEP_AUTOENCODER_DIMS as DIMS  # noqa: E402
 from companion.train import Trainer  # noqa: E402
 
-DIMS = [784, 1000, 500, 250, 30]
 WEIGHTS = ROOT / "companion" / "weights" / "deep_autoencoder_30.pt"
 
 
