@@ -166,3 +166,20 @@ def test_conv_autoencoder_shapes_and_learning():
     assert model.encode(x).shape == (64, 8) and model(x).shape == (64, 784)
     history = Trainer(model, epochs=5, batch_size=32, device="cpu", progress=False).fit(x)
     assert history["loss"][-1] < history["loss"][0]
+
+
+def test_shipped_deep_autoencoder_beats_pca_30():
+    """The weights in companion/weights reconstruct test images far better than PCA-30."""
+    from companion.data import flatten, load_fashion_mnist, to_float
+    from companion.pca import PCA
+    from companion.pretrained import load_deep_autoencoder
+
+    model = load_deep_autoencoder()
+    assert not model.training and model.dims == [784, 1000, 500, 250, 30]
+    x_train = flatten(to_float(load_fashion_mnist("train")[0][:10000]))
+    x_test = flatten(to_float(load_fashion_mnist("test")[0][:1000]))
+    with torch.no_grad():
+        ae_error = (x_test - model(x_test)).pow(2).sum(1).mean().item()
+    pca = PCA(30).fit(x_train)
+    pca_error = (x_test - pca.inverse_transform(pca.transform(x_test))).pow(2).sum(1).mean().item()
+    assert ae_error < pca_error, (ae_error, pca_error)
