@@ -46,7 +46,35 @@ def reconstruction_loss(logits_or_mean: torch.Tensor, x: torch.Tensor, output: s
     return (logits_or_mean - x).pow(2).sum(1)
 
 
-class Autoencoder(nn.Module):
+class ReconstructionModel(nn.Module):
+    """What every autoencoder shares: ``encode`` checks its input and calls
+    ``_encode``; ``decode`` applies the output nonlinearity to ``decode_logits``;
+    ``loss`` is the reconstruction loss. Subclasses set ``dims[0]`` (the input
+    width) and ``output``, and define ``_encode`` and ``decode_logits``.
+    """
+
+    dims: list[int]
+    output: str
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) or images -> codes (B, k)."""
+        return self._encode(_check_input(x, self.dims[0], type(self).__name__))
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """Codes -> reconstructions in data space (probabilities for a Bernoulli output)."""
+        out = self.decode_logits(code)
+        return torch.sigmoid(out) if self.output == "bernoulli" else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def loss(self, batch) -> dict[str, torch.Tensor]:
+        x = _check_input(_inputs(batch), self.dims[0], type(self).__name__)
+        rec = reconstruction_loss(self.decode_logits(self._encode(x)), x, self.output).mean()
+        return {"loss": rec, "reconstruction": rec.detach()}
+
+
+class Autoencoder(ReconstructionModel):
     """A fully connected autoencoder with a mirrored decoder.
 
     dims : layer widths from the input to the code, e.g. [784, 1000, 500, 250, 30].
@@ -91,10 +119,6 @@ class Autoencoder(nn.Module):
             name, lambda t: t
         )(h)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) or images -> codes (B, dims[-1])."""
-        return self._encode(_check_input(x, self.dims[0], type(self).__name__))
-
     def _encode(self, h: torch.Tensor) -> torch.Tensor:
         last = len(self.encoder_layers) - 1
         for i, layer in enumerate(self.encoder_layers):
@@ -113,20 +137,6 @@ class Autoencoder(nn.Module):
             if step < n - 1:
                 h = self._act(self.activation, h)
         return h
-
-    def decode(self, code: torch.Tensor) -> torch.Tensor:
-        """Codes -> reconstructions in data space (probabilities for a Bernoulli output)."""
-        out = self.decode_logits(code)
-        return torch.sigmoid(out) if self.output == "bernoulli" else out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-    def loss(self, batch) -> dict[str, torch.Tensor]:
-        x = _check_input(_inputs(batch), self.dims[0], type(self).__name__)
-        code = self._encode(x)
-        rec = reconstruction_loss(self.decode_logits(code), x, self.output).mean()
-        return {"loss": rec, "reconstruction": rec.detach()}
 
 
 class SparseAutoencoder(Autoencoder):
@@ -247,7 +257,7 @@ class ContractiveAutoencoder(Autoencoder):
         return Vh[:, :k]
 
 
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(ReconstructionModel):
     """A convolutional autoencoder for 28×28 single-channel images.
 
     Encoder: two stride-2 convolutions (28 → 14 → 7) and a linear map to the
@@ -274,22 +284,8 @@ class ConvAutoencoder(nn.Module):
             nn.Flatten(),
         )  # fmt: skip
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 784) or (B, 1, 28, 28) -> codes (B, code_dim)."""
-        x = _check_input(x, 784, type(self).__name__)
-        return self.encoder(x.view(-1, 1, 28, 28))
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x.view(-1, 1, 28, 28))  # (B, 784) rows -> (B, code_dim)
 
     def decode_logits(self, code: torch.Tensor) -> torch.Tensor:
         return self.decoder(code)  # (B, 784)
-
-    def decode(self, code: torch.Tensor) -> torch.Tensor:
-        out = self.decode_logits(code)
-        return torch.sigmoid(out) if self.output == "bernoulli" else out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-    def loss(self, batch) -> dict[str, torch.Tensor]:
-        x = _check_input(_inputs(batch), 784, type(self).__name__)
-        rec = reconstruction_loss(self.decode_logits(self.encode(x)), x, self.output).mean()
-        return {"loss": rec, "reconstruction": rec.detach()}
