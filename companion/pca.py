@@ -148,7 +148,7 @@ class PCA:
         """
         n = X.shape[0]
         mean = column_mean(X)  # in torch: NumPy's float32 column sums drift
-        on_cpu = X.device.type == "cpu"
+        on_cpu = _use_numpy(X)
         xp = np if on_cpu else torch
         A, m = (X.numpy(), mean.numpy()) if on_cpu else (X, mean)
         f64 = np.float64 if on_cpu else torch.float64
@@ -303,6 +303,11 @@ class PCA:
     def score(self, X: Any) -> float:
         """Average log-likelihood of the samples in X (nats)."""
         return float(torch.as_tensor(self.score_samples(X)).mean())
+
+
+def _use_numpy(X: torch.Tensor) -> bool:
+    """Whether the covariance solver runs in NumPy (CPU tensors) or in torch (GPU)."""
+    return X.device.type == "cpu"
 
 
 def _as(array, dtype):

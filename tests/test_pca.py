@@ -260,3 +260,23 @@ def test_randomized_whitening_gives_the_identity():
     Z = pca.transform(X)
     covariance = Z.T @ Z / (len(Z) - 1)
     assert (covariance - torch.eye(50, dtype=Z.dtype)).abs().max() < 1e-8
+
+
+def test_torch_path_of_the_covariance_solver_matches_the_numpy_path(monkeypatch):
+    """The torch code that GPUs run, exercised on the CPU against the NumPy path."""
+    import companion.pca as pca_module
+
+    X = torch.as_tensor(low_rank(3000, 40, 40, seed=8, offset=2.0), dtype=torch.float32)
+    numpy_fit = PCA(10).fit(X)
+    monkeypatch.setattr(pca_module, "_use_numpy", lambda X: False)
+    torch_fit = PCA(10).fit(X)
+    assert torch_fit.solver_ == "covariance_eigh"
+    torch.testing.assert_close(torch_fit.components_, numpy_fit.components_, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch_fit.explained_variance_, numpy_fit.explained_variance_, rtol=1e-6, atol=0
+    )
+    torch.testing.assert_close(torch_fit.mean_, numpy_fit.mean_)
+    offset = PCA(3).fit(X + 1e4)  # the centre-first branch, torch path
+    torch.testing.assert_close(
+        offset.explained_variance_, numpy_fit.explained_variance_[:3], rtol=1e-3, atol=0
+    )
