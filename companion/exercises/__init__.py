@@ -1,0 +1,45 @@
+"""Checks that students run on their own answers to the book's code exercises.
+
+Each ``check_*`` function calls the student's function on data it makes,
+compares the result with an independent reference, and either prints a short
+confirmation or raises :class:`ExerciseError` explaining in plain words what
+is wrong (shape, value off by how much) with a hint. Never a bare
+``AssertionError``.
+
+One module per chapter; this package re-exports every check.
+"""
+
+from companion.exercises._common import ExerciseError
+from companion.exercises.autoencoders import (
+    check_bce_loss,
+    check_hamming_distances,
+    check_kl_sparsity,
+    check_linear_autoencoder,
+    check_masking_noise,
+    check_optimal_denoiser,
+    check_precision_at_k,
+    check_sigmoid_jacobian_norm,
+)
+from companion.exercises.clustering import (
+    check_e_step,
+    check_kmeans_assignment,
+    check_kmeans_update,
+)
+from companion.exercises.pca import check_pca_projection, check_reconstruction_error
+
+__all__ = [
+    "ExerciseError",
+    "check_bce_loss",
+    "check_hamming_distances",
+    "check_kl_sparsity",
+    "check_linear_autoencoder",
+    "check_masking_noise",
+    "check_optimal_denoiser",
+    "check_precision_at_k",
+    "check_sigmoid_jacobian_norm",
+    "check_e_step",
+    "check_kmeans_assignment",
+    "check_kmeans_update",
+    "check_pca_projection",
+    "check_reconstruction_error",
+]

@@ -1,0 +1,324 @@
+"""Checks for the autoencoder chapter's programming exercises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from companion.exercises._common import ExerciseError, _as_tensor
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _expect_shape(got: torch.Tensor, shape: tuple[int, ...], what: str, hint: str = "") -> None:
+    if tuple(got.shape) != shape:
+        raise ExerciseError(f"{what} has shape {tuple(got.shape)}, expected {shape}.{hint}")
+
+
+def check_bce_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(logits, x)``: binary cross-entropy per example, summed over pixels, (B,).
+
+    logits (B, D) are the decoder's pre-sigmoid outputs, x (B, D) in [0, 1].
+    Some logits are large (±40), so a formula that takes log(sigmoid(·))
+    directly overflows; the check says so.
+    """
+    g = _generator(0)
+    B, D = 8, 20
+    logits = 3 * torch.randn(B, D, generator=g, dtype=torch.float64)
+    logits[0, :4] = torch.tensor([40.0, -40.0, 40.0, -40.0], dtype=torch.float64)
+    x = torch.rand(B, D, generator=g, dtype=torch.float64)
+    x[0, :4] = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    got = _as_tensor(fn(logits.clone(), x.clone()), "your loss")
+    expected = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+    if got.numel() == 1:
+        raise ExerciseError(
+            f"your loss is one number; return one loss per example, shape ({B},), summing "
+            "over the pixels (the mean over the batch comes later, in the training loop)."
+        )
+    _expect_shape(got, (B,), "your loss", " Sum over the pixels (dim=1), one value per example.")
+    if not torch.isfinite(got).all():
+        raise ExerciseError(
+            "your loss is inf or NaN for an example whose logits are ±40: log(sigmoid(40)) "
+            "is fine but log(1 - sigmoid(40)) = log(0). Use the stable forms "
+            "log σ(a) = -softplus(-a) and log(1 - σ(a)) = -softplus(a)."
+        )
+    error = (got - expected).abs().max().item()
+    if error > 1e-6 * (1 + expected.abs().max().item()):
+        if torch.allclose(got * D, expected, rtol=1e-6):
+            hint = " It is D times too small: sum over the pixels instead of averaging."
+        elif torch.allclose(got, -expected, rtol=1e-6):
+            hint = " It has the wrong sign: the loss is minus the log-likelihood."
+        elif torch.allclose(
+            got, F.binary_cross_entropy(logits.sigmoid().sigmoid(), x, reduction="none").sum(1)
+        ):
+            hint = " You applied the sigmoid twice: `logits` are before the sigmoid."
+        else:
+            hint = " Use -[x log σ(a) + (1 - x) log(1 - σ(a))] summed over the pixels."
+        raise ExerciseError(f"your loss is off by up to {error:.3g}.{hint}")
+    print("check_bce_loss: correct, and stable for large logits.")
+
+
+def check_kl_sparsity(fn: Callable[[float, torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(rho, rho_hat)``: KL(Bernoulli(ρ) ‖ Bernoulli(ρ̂_j)) for each unit, (L,)."""
+    rho = 0.05
+    rho_hat = torch.tensor([0.01, 0.05, 0.2, 0.5, 0.9], dtype=torch.float64)
+    got = _as_tensor(fn(rho, rho_hat.clone()), "your penalty")
+    L = len(rho_hat)
+    _expect_shape(got, (L,), "your penalty", " Return one value per hidden unit.")
+
+    def kl(p, q):
+        return p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
+
+    expected = kl(torch.tensor(rho, dtype=torch.float64), rho_hat)
+    error = (got - expected).abs().max().item()
+    if error > 1e-9:
+        if torch.allclose(got, kl(rho_hat, torch.tensor(rho, dtype=torch.float64))):
+            hint = (
+                " That is KL(ρ̂ ‖ ρ), the arguments swapped: the target ρ comes first, "
+                "ρ log(ρ/ρ̂) + (1 - ρ) log((1 - ρ)/(1 - ρ̂))."
+            )
+        elif torch.allclose(got, rho * torch.log(rho / rho_hat)):
+            hint = (
+                " You kept only the first term; a unit is a Bernoulli variable with two "
+                "outcomes, so add (1 - ρ) log((1 - ρ)/(1 - ρ̂))."
+            )
+        else:
+            hint = " Use ρ log(ρ/ρ̂) + (1 - ρ) log((1 - ρ)/(1 - ρ̂))."
+        raise ExerciseError(f"your penalty is off by up to {error:.3g}.{hint}")
+    print("check_kl_sparsity: correct; the penalty is 0 only where ρ̂ = ρ.")
+
+
+def check_masking_noise(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
+    """Check ``fn(x, level)``: x with each entry set to 0 with probability ``level``.
+
+    The kept entries must be unchanged (no rescaling), the zeroed share close
+    to ``level`` (within five standard errors), and x itself not modified.
+    """
+    torch.manual_seed(0)
+    x = torch.rand(400, 50, dtype=torch.float64) + 0.1  # no zeros to start with
+    original = x.clone()
+    rows = _as_tensor(fn(x, 0.5), "your result for level=0.5") == 0
+    if torch.equal(rows[0], rows[1]) and torch.equal(rows[0], rows[2]):
+        raise ExerciseError(
+            "every example got the same mask; draw an independent mask for every entry "
+            "(torch.rand_like(x), not torch.rand(x.shape[1]))."
+        )
+    for level in (0.0, 0.3, 0.75, 1.0):
+        got = _as_tensor(fn(x, level), f"your result for level={level}")
+        if not torch.equal(x, original):
+            raise ExerciseError(
+                "your function changed its input x in place; corrupt a copy "
+                "(e.g. x.masked_fill(mask, 0.0) or x * keep, not x[mask] = 0)."
+            )
+        _expect_shape(got, tuple(x.shape), f"your result for level={level}")
+        zeroed = got == 0
+        kept = ~zeroed
+        if kept.any() and not torch.allclose(got[kept], x[kept]):
+            ratio = (got[kept] / x[kept]).mean().item()
+            hint = (
+                f" The kept entries are multiplied by {ratio:.3g}: that is dropout's "
+                "rescaling; the denoising corruption leaves kept pixels unchanged."
+                if abs(ratio - 1 / (1 - level)) < 1e-6
+                else " Set the chosen entries to 0 and leave the others as they are."
+            )
+            raise ExerciseError(f"for level={level} the kept entries changed.{hint}")
+        share = zeroed.double().mean().item()
+        n = x.numel()
+        tolerance = 5 * (level * (1 - level) / n) ** 0.5 + 1e-12
+        if abs(share - level) > tolerance:
+            hint = (
+                " You zero entries with probability 1 - level: `level` is the share "
+                "destroyed, so zero where torch.rand_like(x) < level."
+                if abs(share - (1 - level)) <= tolerance
+                else ""
+            )
+            raise ExerciseError(
+                f"for level={level} you zeroed {share:.3f} of the entries; expected about "
+                f"{level} (±{tolerance:.3f}).{hint}"
+            )
+    print("check_masking_noise: correct for levels 0, 0.3, 0.75 and 1.")
+
+
+def check_sigmoid_jacobian_norm(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> None:
+    """Check ``fn(W, b, x)``: ‖∂h/∂x‖²_F for h = sigmoid(W x + b), per example, (B,).
+
+    W (L, D), b (L,), x (B, D). The reference differentiates with autograd.
+    """
+    g = _generator(3)
+    L, D, B = 5, 7, 6
+    W = torch.randn(L, D, generator=g, dtype=torch.float64)
+    b = torch.randn(L, generator=g, dtype=torch.float64)
+    x = torch.randn(B, D, generator=g, dtype=torch.float64)
+    got = _as_tensor(fn(W.clone(), b.clone(), x.clone()), "your norms")
+    _expect_shape(got, (B,), "your norms", " Return one squared norm per example.")
+
+    def encoder(row: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(W @ row + b)
+
+    jacobians = torch.func.vmap(torch.func.jacrev(encoder))(x)  # (B, L, D)
+    expected = jacobians.pow(2).sum((1, 2))
+    error = (got - expected).abs().max().item()
+    if error > 1e-9 * (1 + expected.max().item()):
+        h = torch.sigmoid(x @ W.T + b)
+        row_norms = W.pow(2).sum(1)
+        if torch.allclose(got, expected.sqrt()):
+            hint = " That is the norm itself; the penalty is its square."
+        elif torch.allclose(got, (h * (1 - h) * row_norms).sum(1)):
+            hint = " Square the derivative too: each term is (h_j(1 - h_j))² ‖W_j‖²."
+        elif torch.allclose(got, row_norms.sum().expand(B)):
+            hint = " You left out the sigmoid's derivative h_j(1 - h_j) from the chain rule."
+        else:
+            hint = " J = diag(h ⊙ (1 - h)) W, so ‖J‖²_F = Σ_j (h_j(1 - h_j))² Σ_i W_ji²."
+        raise ExerciseError(f"your norms are off by up to {error:.3g}.{hint}")
+    print("check_sigmoid_jacobian_norm: correct; matches the autograd Jacobian.")
+
+
+def check_hamming_distances(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(a, b)``: differing bits between each row of a (n, k) and of b (m, k), (n, m)."""
+    g = _generator(4)
+    n, m, k = 6, 9, 16
+    a = (torch.rand(n, k, generator=g) < 0.5).to(torch.uint8)
+    b = (torch.rand(m, k, generator=g) < 0.5).to(torch.uint8)
+    got = _as_tensor(fn(a.clone(), b.clone()), "your distances")
+    expected = (a[:, None, :] != b[None, :, :]).sum(2).double()
+    hint = " It looks transposed: rows for a, columns for b." if got.shape == (m, n) else ""
+    _expect_shape(got, (n, m), "your distances", hint)
+    if not torch.equal(got, expected):
+        if torch.equal(got, k - expected):
+            hint = " You counted the bits that agree; count those that differ."
+        else:
+            i, j = map(int, (got != expected).nonzero()[0])
+            hint = (
+                f" For a[{i}] and b[{j}] you gave {got[i, j]:.0f}, expected {expected[i, j]:.0f}."
+            )
+        raise ExerciseError(f"your distances are wrong.{hint}")
+    print("check_hamming_distances: correct for all pairs.")
+
+
+def check_precision_at_k(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> None:
+    """Check ``fn(retrieved_labels, query_labels)``: mean precision@k over the queries.
+
+    retrieved_labels (m, k) holds the labels of the k items returned for each
+    of the m queries, query_labels (m,) the queries' own labels.
+    """
+    g = _generator(5)
+    m, k = 12, 5
+    query = torch.randint(0, 3, (m,), generator=g)
+    retrieved = torch.randint(0, 3, (m, k), generator=g)
+    retrieved[0] = query[0]  # one perfect query
+    got = _as_tensor(fn(retrieved.clone(), query.clone()), "your precision")
+    if got.numel() != 1:
+        raise ExerciseError(
+            f"your precision has shape {tuple(got.shape)}; return one number, the precision "
+            "averaged over the queries."
+        )
+    hits = (retrieved == query[:, None]).double()
+    expected = hits.mean().item()
+    got = got.item()
+    if abs(got - expected) > 1e-6:
+        if abs(got - hits.sum().item() / m) < 1e-6:
+            hint = " It is k times too large: divide each query's hits by k."
+        elif abs(got - (retrieved == query[None, :k]).double().mean().item()) < 1e-6:
+            hint = " Compare each row with its own query label: query_labels[:, None]."
+        else:
+            hint = " Precision@k = (relevant items among the k returned) / k, averaged."
+        raise ExerciseError(f"your precision is {got:.4g}, expected {expected:.4g}.{hint}")
+    print("check_precision_at_k: correct.")
+
+
+def check_optimal_denoiser(
+    fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> None:
+    """Check ``fn(x_noisy, data, sigma)``: the best denoiser E[x | x̃] for Gaussian noise.
+
+    The clean x is drawn uniformly from the rows of ``data`` (N, d) and
+    x̃ = x + σ ε; return the posterior mean for each row of x_noisy (B, d).
+    """
+    g = _generator(6)
+    data = torch.randn(30, 2, generator=g, dtype=torch.float64) * 2
+    x_noisy = torch.randn(10, 2, generator=g, dtype=torch.float64) * 2
+    sigma = 0.7
+    got = _as_tensor(fn(x_noisy.clone(), data.clone(), sigma), "your denoised points")
+    _expect_shape(got, tuple(x_noisy.shape), "your denoised points")
+
+    def posterior_mean(variance: float) -> torch.Tensor:
+        weights = torch.softmax(-torch.cdist(x_noisy, data).pow(2) / (2 * variance), dim=1)
+        return weights @ data
+
+    expected = posterior_mean(sigma**2)
+    error = (got - expected).abs().max().item()
+    if error > 1e-8:
+        nearest = data[torch.cdist(x_noisy, data).argmin(1)]
+        if torch.allclose(got, posterior_mean(sigma)):
+            hint = " You used σ where the Gaussian needs σ² (exp(-‖x̃ - x_i‖² / 2σ²))."
+        elif torch.allclose(got, nearest):
+            hint = (
+                " That is the nearest data point, the limit σ → 0; for σ > 0 average "
+                "all points weighted by their Gaussian likelihoods."
+            )
+        elif torch.allclose(
+            got, torch.exp(-torch.cdist(x_noisy, data).pow(2) / (2 * sigma**2)) @ data
+        ):
+            hint = " Normalise the weights of each noisy point to sum to 1 (a softmax)."
+        else:
+            hint = " E[x | x̃] = Σ_i x_i w_i with w_i ∝ exp(-‖x̃ - x_i‖² / 2σ²)."
+        raise ExerciseError(f"your denoised points are off by up to {error:.3g}.{hint}")
+    print("check_optimal_denoiser: correct; r(x̃) - x̃ points toward the data.")
+
+
+def check_linear_autoencoder(
+    fn: Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]],
+) -> None:
+    """Check ``fn(X, k)``: optimal linear encoder (k, d) and decoder (d, k) for X (n, d).
+
+    The autoencoder reconstructs ``decoder @ encoder @ (x - mean) + mean``
+    (biases take care of the mean). Any pair whose product is the projector
+    onto the top-k principal subspace is optimal, not only the components.
+    """
+    from companion.exercises.pca import _exercise_data, _reference_pca
+
+    X = _exercise_data(seed=7)
+    n, d = X.shape
+    k = 2
+    out = fn(X.clone(), k)
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        raise ExerciseError(
+            "return two things: (encoder of shape (k, d), decoder of shape (d, k))."
+        )
+    encoder = _as_tensor(out[0], "your encoder")
+    decoder = _as_tensor(out[1], "your decoder")
+    _expect_shape(encoder, (k, d), "your encoder")
+    _expect_shape(decoder, (d, k), "your decoder")
+    product = decoder @ encoder
+    _, vectors = _reference_pca(X, k)
+    projector = vectors @ vectors.T
+    error = (product - projector).abs().max().item()
+    if error > 1e-6:
+        values_all, vectors_all = torch.linalg.eigh(torch.cov(X.T))
+        low = vectors_all[:, :k]
+        if torch.allclose(product, low @ low.T, atol=1e-6):
+            hint = (
+                " You project onto the smallest-variance directions: torch.linalg.eigh "
+                "sorts eigenvalues in ascending order."
+            )
+        elif torch.allclose(product @ product, product, atol=1e-6):
+            hint = " decoder @ encoder is a projector, but onto the wrong subspace."
+        else:
+            hint = (
+                " decoder @ encoder should be a projector (P @ P = P): if the encoder is "
+                "A Vᵀ the decoder must be V A⁻¹."
+            )
+        raise ExerciseError(
+            f"decoder @ encoder differs from the projector onto the top-{k} principal "
+            f"subspace by up to {error:.3g}.{hint}"
+        )
+    print(
+        "check_linear_autoencoder: correct; your weights span the principal subspace "
+        "(they need not be the principal components themselves)."
+    )
