@@ -29,6 +29,7 @@ from common import machine_info  # noqa: E402
 
 from companion import resolve_device, seed_everything  # noqa: E402
 from companion.autoencoders import Autoencoder  # noqa: E402
+from companion.callbacks import StepDecay  # noqa: E402
 from companion.data import flatten, load_fashion_mnist, to_float  # noqa: E402
 from companion.pca import PCA  # noqa: E402
 from companion.pretrained import DEEP_AUTOENCODER_DIMS as DIMS  # noqa: E402
@@ -39,22 +40,6 @@ WEIGHTS = ROOT / "companion" / "weights" / "deep_autoencoder_30.pt"
 
 def squared_error_per_image(x: torch.Tensor, reconstruction: torch.Tensor) -> float:
     return float((x - reconstruction).pow(2).sum(1).mean())
-
-
-class StepDecay:
-    """Trainer callback: learning rate ``lr`` before epoch ``at``, ``lr * factor`` from it on.
-
-    Set at the start of every epoch, so a resumed run follows the same schedule.
-    """
-
-    def __init__(self, lr: float, at: int | None, factor: float = 0.1):
-        self.lr, self.at, self.factor = lr, at, factor
-
-    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
-        lr = self.lr * self.factor if self.at is not None and epoch >= self.at else self.lr
-        for optimizer in trainer.optimizers.values():
-            for group in optimizer.param_groups:
-                group["lr"] = lr
 
 
 def main() -> None:

@@ -26,6 +26,13 @@ from companion.exercises.clustering import (
     check_kmeans_update,
 )
 from companion.exercises.pca import check_pca_projection, check_reconstruction_error
+from companion.exercises.vae import (
+    check_gaussian_kl,
+    check_gaussian_log_likelihood,
+    check_iwae_bound,
+    check_reparameterize,
+    check_score_function_gradient,
+)
 
 __all__ = [
     "ExerciseError",
@@ -38,8 +45,13 @@ __all__ = [
     "check_precision_at_k",
     "check_sigmoid_jacobian_norm",
     "check_e_step",
+    "check_gaussian_kl",
+    "check_gaussian_log_likelihood",
+    "check_iwae_bound",
     "check_kmeans_assignment",
     "check_kmeans_update",
     "check_pca_projection",
     "check_reconstruction_error",
+    "check_reparameterize",
+    "check_score_function_gradient",
 ]

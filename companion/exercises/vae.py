@@ -1,0 +1,200 @@
+"""Checks for the VAE chapter's programming exercises."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from companion.exercises._common import ExerciseError, _as_tensor
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _shape(got: torch.Tensor, shape: tuple[int, ...], what: str, hint: str = "") -> None:
+    if tuple(got.shape) != shape:
+        raise ExerciseError(f"{what} has shape {tuple(got.shape)}, expected {shape}.{hint}")
+
+
+def _close(got: torch.Tensor, expected: torch.Tensor, tol: float = 1e-6) -> bool:
+    return bool(((got - expected).abs() <= tol * (1 + expected.abs())).all())
+
+
+def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(mu, logvar)``: KL(N(μ, diag σ²) ‖ N(0, I)) per example, (B,).
+
+    mu and logvar (B, L); logvar holds log σ², the log of the variance.
+    """
+    g = _generator(0)
+    B, L = 6, 4
+    mu = torch.randn(B, L, generator=g, dtype=torch.float64)
+    logvar = torch.randn(B, L, generator=g, dtype=torch.float64)
+    got = _as_tensor(fn(mu.clone(), logvar.clone()), "your KL")
+    hint = " Sum over the latent dimensions (dim=1)." if got.shape == (B, L) else ""
+    _shape(got, (B,), "your KL", hint)
+
+    def kl(mu, var, logvar):
+        return 0.5 * (mu.pow(2) + var - 1 - logvar).sum(1)
+
+    expected = kl(mu, logvar.exp(), logvar)
+    if not _close(got, expected):
+        error = (got - expected).abs().max().item()
+        if _close(got, 2 * expected):
+            hint = " It is twice the right value: the formula has a factor 1/2."
+        elif _close(got, -expected):
+            hint = " It has the wrong sign; a KL divergence is never negative."
+        elif _close(got, kl(mu, logvar.exp().sqrt(), 0.5 * logvar)):
+            hint = " You used σ where σ² belongs: exp(logvar) is already the variance."
+        elif _close(got, kl(mu, logvar, logvar.abs().log())):
+            hint = " logvar is log σ²: the variance is logvar.exp(), not logvar."
+        else:
+            hint = " Use ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²)."
+        raise ExerciseError(f"your KL is off by up to {error:.3g}.{hint}")
+    print("check_gaussian_kl: correct.")
+
+
+def check_reparameterize(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> None:
+    """Check ``fn(mu, logvar, eps)``: z = μ + σ ⊙ ε, (B, L), differentiable in μ and logvar."""
+    g = _generator(1)
+    B, L = 5, 3
+    mu = torch.randn(B, L, generator=g, dtype=torch.float64, requires_grad=True)
+    logvar = torch.randn(B, L, generator=g, dtype=torch.float64, requires_grad=True)
+    eps = torch.randn(B, L, generator=g, dtype=torch.float64)
+    out = fn(mu, logvar, eps.clone())
+    got = _as_tensor(out, "your sample")
+    _shape(got, (B, L), "your sample")
+    with torch.no_grad():
+        expected = mu + (0.5 * logvar).exp() * eps
+        if not _close(got, expected):
+            error = (got - expected).abs().max().item()
+            if _close(got, mu + logvar.exp() * eps):
+                hint = " You scaled ε by the variance; scale it by σ = exp(logvar / 2)."
+            elif _close(got, mu + logvar * eps):
+                hint = " logvar is log σ²: σ = exp(logvar / 2)."
+            else:
+                hint = " z = mu + exp(0.5 * logvar) * eps."
+            raise ExerciseError(f"your sample is off by up to {error:.3g}.{hint}")
+    if not isinstance(out, torch.Tensor) or not out.requires_grad:
+        raise ExerciseError(
+            "your sample carries no gradient to mu and logvar; build it from them with torch "
+            "operations (no .detach(), no torch.no_grad(), no conversion to numpy)."
+        )
+    out.sum().backward()
+    if mu.grad is None or logvar.grad is None:
+        raise ExerciseError("the gradient does not reach both mu and logvar.")
+    print("check_reparameterize: correct, and gradients reach mu and logvar.")
+
+
+def check_iwae_bound(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(log_weights)``: L_k = log (1/k) Σ_s exp(log w_s) per example.
+
+    log_weights (k, B) holds log p(x, z_s) − log q(z_s | x) for k samples of
+    each of B examples; they are around −1000, so exp() underflows to 0.
+    """
+    g = _generator(2)
+    k, B = 50, 4
+    log_weights = -1000 + 5 * torch.randn(k, B, generator=g, dtype=torch.float64)
+    got = _as_tensor(fn(log_weights.clone()), "your bound")
+    hint = " It looks transposed; the samples are along dim 0." if got.shape == (k,) else ""
+    _shape(got, (B,), "your bound", hint)
+    if not torch.isfinite(got).all():
+        raise ExerciseError(
+            "your bound is -inf or NaN: exp(-1000) underflows to 0 even in float64. Subtract the "
+            "maximum before exponentiating, or use torch.logsumexp(log_weights, 0)."
+        )
+    expected = torch.logsumexp(log_weights, 0) - math.log(k)
+    if not _close(got, expected, 1e-9):
+        error = (got - expected).abs().max().item()
+        if _close(got, expected + math.log(k), 1e-9):
+            hint = " It is too large by log k: the average divides by k (subtract log k)."
+        elif _close(got, log_weights.mean(0), 1e-9):
+            hint = (
+                " That is the mean of the log-weights, the ordinary ELBO estimate; the bound "
+                "averages the weights first and takes the log after."
+            )
+        else:
+            hint = " L_k = logsumexp(log_weights, dim 0) − log k."
+        raise ExerciseError(f"your bound is off by up to {error:.3g}.{hint}")
+    print("check_iwae_bound: correct and stable.")
+
+
+def check_gaussian_log_likelihood(
+    fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> None:
+    """Check ``fn(x, mean, logvar)``: log N(x; mean, σ² I) per example, (B,); logvar a float."""
+    g = _generator(3)
+    B, D = 5, 8
+    x = torch.rand(B, D, generator=g, dtype=torch.float64)
+    mean = torch.rand(B, D, generator=g, dtype=torch.float64)
+    logvar = -1.5
+    got = _as_tensor(fn(x.clone(), mean.clone(), logvar), "your log-likelihood")
+    _shape(got, (B,), "your log-likelihood", " Sum over the pixels, one value per example.")
+    sq = (x - mean).pow(2).sum(1)
+
+    def log_lik(var: float, constant: bool = True) -> torch.Tensor:
+        c = -0.5 * D * math.log(2 * math.pi * var) if constant else 0.0
+        return -0.5 * sq / var + c
+
+    expected = log_lik(math.exp(logvar))
+    if not _close(got, expected):
+        error = (got - expected).abs().max().item()
+        if _close(got, log_lik(math.exp(logvar), constant=False)):
+            hint = (
+                " You left out the normalising constant −(D/2) log(2πσ²); it does not change "
+                "the gradient in the mean, but it does change the value and the gradient in σ."
+            )
+        elif _close(got, log_lik(math.exp(0.5 * logvar))):
+            hint = " You used σ where σ² belongs: the variance is exp(logvar)."
+        elif _close(got, -expected):
+            hint = " It has the wrong sign: return the log-likelihood, not the loss."
+        else:
+            hint = " log N = −‖x − mean‖² / (2σ²) − (D/2) log(2πσ²)."
+        raise ExerciseError(f"your log-likelihood is off by up to {error:.3g}.{hint}")
+    print("check_gaussian_log_likelihood: correct.")
+
+
+def check_score_function_gradient(
+    fn: Callable[[Callable, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> None:
+    """Check ``fn(f, mu, sigma, eps)``: the score-function estimate of ∂/∂μ E[f(z)].
+
+    z = μ + σ ε for the given standard normal draws eps (S,), with scalar
+    tensors mu, sigma; f maps a tensor of z values to a tensor of f values and
+    gives no gradient. Return the scalar average of f(z) ∂ log q(z)/∂μ over
+    the S draws.
+    """
+    g = _generator(4)
+    mu, sigma = torch.tensor(0.5, dtype=torch.float64), torch.tensor(1.5, dtype=torch.float64)
+    eps = torch.randn(1000, generator=g, dtype=torch.float64)
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        return (z.detach() - 3) ** 2
+
+    got = _as_tensor(fn(f, mu.clone(), sigma.clone(), eps.clone()), "your estimate")
+    if got.numel() != 1:
+        raise ExerciseError(
+            f"your estimate has shape {tuple(got.shape)}; average over the draws to one number."
+        )
+    z = mu + sigma * eps
+    expected = (f(z) * (z - mu) / sigma**2).mean()
+    if not _close(got.reshape(()), expected):
+        value = got.item()
+        if abs(value - (f(z) * (z - mu) / sigma).mean().item()) < 1e-6 * (1 + abs(value)):
+            hint = " ∂ log q/∂μ = (z − μ)/σ²: you divided by σ only."
+        elif abs(value - (2 * (z - 3)).mean().item()) < 1e-6 * (1 + abs(value)):
+            hint = (
+                " That is the reparameterisation (pathwise) gradient, using f's slope; the "
+                "score-function estimator uses only f's values, times ∂ log q/∂μ."
+            )
+        else:
+            hint = " Average f(z) (z − μ)/σ² over the draws."
+        raise ExerciseError(f"your estimate is {value:.5g}, expected {expected.item():.5g}.{hint}")
+    print(
+        f"check_score_function_gradient: correct ({expected.item():.3f}; the exact gradient "
+        f"is 2(μ − 3) = {2 * (mu.item() - 3):.3f})."
+    )
