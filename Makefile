@@ -58,7 +58,8 @@ book: data _build/.companion-stamp
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 bench: data
-	cd benchmarks && ../$(PY) foundation.py && ../$(PY) pca.py && ../$(PY) clustering.py
+	cd benchmarks && ../$(PY) foundation.py && ../$(PY) pca.py && ../$(PY) clustering.py \
+		&& ../$(PY) vae.py
 
 clean:
 	rm -rf _build
