@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from companion.conv28 import conv_decoder, conv_encoder
+
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
 OUTPUTS = ("bernoulli", "gaussian")
 
@@ -270,19 +272,9 @@ class ConvAutoencoder(ReconstructionModel):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output={output!r} is not one of {OUTPUTS}.")
-        c1, c2 = channels
         self.output, self.code_dim, self.dims = output, code_dim, [784, code_dim]
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),   # (c1, 14, 14)
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # (c2, 7, 7)
-            nn.Flatten(), nn.Linear(c2 * 49, code_dim),
-        )  # fmt: skip
-        self.decoder = nn.Sequential(
-            nn.Linear(code_dim, c2 * 49), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
-            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # (c1, 14, 14)
-            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),               # (1, 28, 28)
-            nn.Flatten(),
-        )  # fmt: skip
+        self.encoder = conv_encoder(code_dim, channels)
+        self.decoder = conv_decoder(code_dim, channels)
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x.view(-1, 1, 28, 28))  # (B, 784) rows -> (B, code_dim)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from companion.conv28 import conv_decoder, conv_encoder
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "softplus": nn.Softplus}
 
 
@@ -54,13 +56,9 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, latent_dim: int = 20, channels: tuple[int, int] = (32, 64)):
         super().__init__()
-        c1, c2 = channels
         self.net = nn.Sequential(
-            nn.Unflatten(1, (1, 28, 28)),
-            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),   # (c1, 14, 14)
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # (c2, 7, 7)
-            nn.Flatten(), nn.Linear(c2 * 49, 2 * latent_dim),
-        )  # fmt: skip
+            nn.Unflatten(1, (1, 28, 28)), *conv_encoder(2 * latent_dim, channels)
+        )
 
     def forward(self, x):
         return self.net(x)  # (B, 784) -> (B, 2·latent_dim)
@@ -71,13 +69,7 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, latent_dim: int = 20, channels: tuple[int, int] = (32, 64)):
         super().__init__()
-        c1, c2 = channels
-        self.net = nn.Sequential(
-            nn.Linear(latent_dim, c2 * 49), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
-            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # (c1, 14, 14)
-            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),               # (1, 28, 28)
-            nn.Flatten(),
-        )  # fmt: skip
+        self.net = conv_decoder(latent_dim, channels)
 
     def forward(self, z):
         return self.net(z)  # (B, latent_dim) -> (B, 784)
