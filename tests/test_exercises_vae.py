@@ -7,6 +7,7 @@ import torch
 
 from companion.exercises import (
     ExerciseError,
+    check_active_units,
     check_gaussian_kl,
     check_gaussian_log_likelihood,
     check_iwae_bound,
@@ -120,3 +121,19 @@ def test_score_function_gradient(answer, message, capsys):
     check_score_function_gradient(score)
     assert "correct" in capsys.readouterr().out
     _rejects(check_score_function_gradient, answer, message)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda m: int((m.std(0) > 0.01).sum()), r"standard deviation"),
+        (lambda m: int((m.var(1) > 0.01).sum()), r"across examples"),
+        (lambda m: int((m.var(0) <= 0.01).sum()), r"counted the inactive"),
+        (lambda m: m.var(0) > 0.01, r"return one number"),
+    ],
+)
+def test_active_units(answer, message, capsys):
+    check_active_units(lambda m: int((m.var(0) > 0.01).sum()))
+    check_active_units(lambda m: (m.var(0) > 0.01).sum())
+    assert "correct" in capsys.readouterr().out
+    _rejects(check_active_units, answer, message)

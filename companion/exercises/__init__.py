@@ -27,6 +27,7 @@ from companion.exercises.clustering import (
 )
 from companion.exercises.pca import check_pca_projection, check_reconstruction_error
 from companion.exercises.vae import (
+    check_active_units,
     check_gaussian_kl,
     check_gaussian_log_likelihood,
     check_iwae_bound,
@@ -36,6 +37,7 @@ from companion.exercises.vae import (
 
 __all__ = [
     "ExerciseError",
+    "check_active_units",
     "check_bce_loss",
     "check_hamming_distances",
     "check_kl_sparsity",

@@ -198,3 +198,35 @@ def check_score_function_gradient(
         f"check_score_function_gradient: correct ({expected.item():.3f}; the exact gradient "
         f"is 2(μ − 3) = {2 * (mu.item() - 3):.3f})."
     )
+
+
+def check_active_units(fn: Callable[[torch.Tensor], int]) -> None:
+    """Check ``fn(means)``: how many latent dimensions are active, as in Burda et al. (2016).
+
+    means (N, L) holds the encoder means E_q[z | x_n] of N examples; dimension
+    j is active when the variance over the examples of its mean exceeds 0.01.
+    """
+    g = _generator(5)
+    N = 400
+    scales = torch.tensor([1.0, 0.5, 0.2, 0.05, 0.08, 0.001, 0.3, 0.0, 0.15], dtype=torch.float64)
+    means = torch.randn(N, len(scales), generator=g, dtype=torch.float64) * scales + 2.0
+    got = _as_tensor(fn(means.clone()), "your count")
+    if got.numel() != 1:
+        raise ExerciseError(
+            f"your count has shape {tuple(got.shape)}; return one number, the count of "
+            "active dimensions (sum the boolean mask)."
+        )
+    got = got.item()
+    variances = means.var(0)
+    expected = int((variances > 0.01).sum())
+    if got != expected:
+        if got == int((means.std(0) > 0.01).sum()):
+            hint = " You compared the standard deviation with 0.01; the criterion is the variance."
+        elif got == int((means.var(1) > 0.01).sum()):
+            hint = " You took the variance across dimensions; take it across examples (dim 0)."
+        elif got == len(scales) - expected:
+            hint = " You counted the inactive dimensions."
+        else:
+            hint = " Count the columns j with means[:, j].var() > 0.01."
+        raise ExerciseError(f"your count is {got:g}, expected {expected}.{hint}")
+    print(f"check_active_units: correct ({expected} of {len(scales)} dimensions are active).")
