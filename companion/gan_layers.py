@@ -1,0 +1,282 @@
+"""Building blocks for GANs: MLPs for 2-D data, minibatch features, virtual BN, DCGAN for 28×28.
+
+* :class:`MLPGenerator`, :class:`MLPDiscriminator`: small fully connected
+  nets for the 2-D mixtures of :mod:`companion.synthetic`.
+* :class:`MinibatchDiscrimination` (Salimans et al., 2016) and
+  :class:`MinibatchStdDev` (its simpler cousin from Karras et al., 2018):
+  features that let the discriminator look at the whole batch, so that a
+  generator which puts every sample in one place is easy to catch.
+* :class:`VirtualBatchNorm` (Salimans et al., 2016): batch normalisation
+  with the statistics of a fixed reference batch, so that an example's
+  output does not depend on the other examples of its batch.
+* :class:`DCGANGenerator`, :class:`DCGANDiscriminator`: the DCGAN rules
+  (Radford et al., 2016) for 28×28 images: strided (transposed)
+  convolutions instead of pooling, batch norm except at the generator's
+  output and the discriminator's input, ReLU in the generator (tanh at the
+  output), LeakyReLU(0.2) in the discriminator, weights drawn from N(0, 0.02²).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from companion._validation import check_positive_int
+
+MINIBATCH_FEATURES = (None, "stddev", "discrimination")
+NORMS = (None, "batch", "virtual")
+
+
+class MinibatchStdDev(nn.Module):
+    """Append one feature: the standard deviation over the batch, averaged over features.
+
+    (B, F) -> (B, F + 1). A collapsed generator gives a batch whose spread is
+    near 0, which the next layer can see at once. Needs batches of at least 2.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise ValueError(
+                f"MinibatchStdDev needs a batch (B, F) with B >= 2, got shape {tuple(x.shape)}; "
+                "use batch_size >= 2."
+            )
+        spread = x.std(dim=0, unbiased=False).mean()  # scalar
+        return torch.cat([x, spread.expand(x.shape[0], 1)], dim=1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination (Salimans et al., 2016, §3.2): (B, F) -> (B, F + n_kernels).
+
+    Each row f(x_i) is projected by a tensor T to M_i ∈ R^{n_kernels × kernel_dim};
+    feature b of example i is o_b(x_i) = Σ_{j ≠ i} exp(-‖M_{i,b} - M_{j,b}‖₁),
+    how many other examples are close to it in that projection. (The paper sums
+    over all j, which only adds the constant 1 from j = i.)
+    """
+
+    def __init__(self, in_features: int, n_kernels: int = 8, kernel_dim: int = 4):
+        super().__init__()
+        self.in_features = check_positive_int(in_features, name="in_features")
+        self.n_kernels = check_positive_int(n_kernels, name="n_kernels")
+        self.kernel_dim = check_positive_int(kernel_dim, name="kernel_dim")
+        self.T = nn.Parameter(0.1 * torch.randn(in_features, n_kernels * kernel_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"MinibatchDiscrimination expects (batch, {self.in_features}), "
+                f"got shape {tuple(x.shape)}."
+            )
+        m = (x @ self.T).view(-1, self.n_kernels, self.kernel_dim)  # (B, K, C)
+        l1 = (m[:, None] - m[None, :]).abs().sum(-1)  # (B, B, K)
+        o = torch.exp(-l1).sum(1) - 1.0  # (B, K); drop j = i, where exp(0) = 1
+        return torch.cat([x, o], dim=1)
+
+
+class VirtualBatchNorm(nn.Module):
+    """Batch norm with the statistics of a reference batch (Salimans et al., 2016, §3.4).
+
+    Call :func:`update_reference` with the network and a fixed reference input
+    (chosen once, at the start of training): every ``VirtualBatchNorm`` in the
+    network records the mean and variance of its input on that batch. Later
+    calls normalise with those statistics only, so an example's output does not
+    depend on the rest of its batch. Simplifications: the reference statistics
+    are detached (no gradient through them) and the example itself is not mixed
+    into them, as the paper's 1/(N+1) weighting does.
+
+    (B, F) or (B, C, H, W) -> same shape; F or C = ``num_features``.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.num_features = check_positive_int(num_features, name="num_features")
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("reference_mean", torch.zeros(num_features))
+        self.register_buffer("reference_var", torch.ones(num_features))
+        self.register_buffer("has_reference", torch.tensor(False))
+        self.recording = False
+
+    def _shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"VirtualBatchNorm({self.num_features}) expects (B, {self.num_features}) or "
+                f"(B, {self.num_features}, H, W), got shape {tuple(x.shape)}."
+            )
+        return (1, -1) if x.ndim == 2 else (1, -1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = self._shape(x)
+        if self.recording:
+            dims = [0] if x.ndim == 2 else [0, 2, 3]
+            self.reference_mean.copy_(x.detach().mean(dims))
+            self.reference_var.copy_(x.detach().var(dims, unbiased=False))
+            self.has_reference.fill_(True)
+        elif not bool(self.has_reference):
+            raise RuntimeError(
+                "VirtualBatchNorm has no reference statistics yet; call "
+                "update_reference(network, reference_input) once before using the network."
+            )
+        scale = (self.reference_var + self.eps).rsqrt()
+        x_hat = (x - self.reference_mean.view(shape)) * scale.view(shape)
+        return x_hat * self.weight.view(shape) + self.bias.view(shape)
+
+
+@torch.no_grad()
+def update_reference(network: nn.Module, reference: torch.Tensor) -> None:
+    """Pass ``reference`` through ``network`` so every VirtualBatchNorm records its statistics."""
+    layers = [m for m in network.modules() if isinstance(m, VirtualBatchNorm)]
+    if not layers:
+        raise ValueError(f"{type(network).__name__} has no VirtualBatchNorm layer to update.")
+    for layer in layers:
+        layer.recording = True
+    try:
+        network(reference)
+    finally:
+        for layer in layers:
+            layer.recording = False
+
+
+def _widths(hidden: Sequence[int], name: str) -> list[int]:
+    widths = [int(h) for h in hidden]
+    if not widths or any(h < 1 for h in widths):
+        raise ValueError(
+            f"{name}={list(hidden)} needs at least one positive width, e.g. (128, 128)."
+        )
+    return widths
+
+
+class MLPGenerator(nn.Sequential):
+    """z (B, latent_dim) -> x (B, out_dim): ReLU hidden layers, linear output.
+
+    ``norm``: None, "batch" or "virtual" (then call :func:`update_reference`
+    before use; :class:`~companion.gan.GAN` does it for you).
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        out_dim: int = 2,
+        hidden: Sequence[int] = (128, 128),
+        *,
+        norm: str | None = None,
+    ):
+        if norm not in NORMS:
+            raise ValueError(f"norm={norm!r} is not one of {NORMS}.")
+        latent_dim = check_positive_int(latent_dim, name="latent_dim")
+        out_dim = check_positive_int(out_dim, name="out_dim")
+        layers: list[nn.Module] = []
+        width = latent_dim
+        for h in _widths(hidden, "hidden"):
+            layers.append(nn.Linear(width, h))
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(h))
+            elif norm == "virtual":
+                layers.append(VirtualBatchNorm(h))
+            layers.append(nn.ReLU())
+            width = h
+        layers.append(nn.Linear(width, out_dim))
+        super().__init__(*layers)
+        self.latent_dim, self.out_dim = latent_dim, out_dim
+
+
+class MLPDiscriminator(nn.Module):
+    """x (B, in_dim) -> logits (B,): LeakyReLU(0.2) hidden layers.
+
+    ``minibatch``: None, "stddev" (:class:`MinibatchStdDev`) or "discrimination"
+    (:class:`MinibatchDiscrimination` with ``n_kernels`` kernels), inserted
+    before the output layer.
+    """
+
+    def __init__(
+        self,
+        in_dim: int = 2,
+        hidden: Sequence[int] = (128, 128),
+        *,
+        minibatch: str | None = None,
+        n_kernels: int = 8,
+    ):
+        super().__init__()
+        if minibatch not in MINIBATCH_FEATURES:
+            raise ValueError(f"minibatch={minibatch!r} is not one of {MINIBATCH_FEATURES}.")
+        self.in_dim = check_positive_int(in_dim, name="in_dim")
+        layers: list[nn.Module] = []
+        width = in_dim
+        for h in _widths(hidden, "hidden"):
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
+            width = h
+        if minibatch == "stddev":
+            layers.append(MinibatchStdDev())
+            width += 1
+        elif minibatch == "discrimination":
+            layers.append(MinibatchDiscrimination(width, n_kernels))
+            width += n_kernels
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights ~ N(0, 0.02²), BN scales ~ N(1, 0.02²), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class DCGANGenerator(nn.Module):
+    """z (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1] (tanh), DCGAN rules.
+
+    latent (1×1) -> 2c×7×7 -> c×14×14 -> 1×28×28 by transposed convolutions;
+    BN + ReLU after every layer but the last. Train on images scaled to [-1, 1].
+    """
+
+    def __init__(self, latent_dim: int = 100, channels: int = 64):
+        super().__init__()
+        self.latent_dim = check_positive_int(latent_dim, name="latent_dim")
+        c = check_positive_int(channels, name="channels")
+        self.net = nn.Sequential(
+            nn.Unflatten(1, (latent_dim, 1, 1)),
+            nn.ConvTranspose2d(latent_dim, 2 * c, 7, 1, 0, bias=False),  # (2c, 7, 7)
+            nn.BatchNorm2d(2 * c), nn.ReLU(),
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False),  # (c, 14, 14)
+            nn.BatchNorm2d(c), nn.ReLU(),
+            nn.ConvTranspose2d(c, 1, 4, 2, 1),  # (1, 28, 28)
+            nn.Tanh(),
+        )  # fmt: skip
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class DCGANDiscriminator(nn.Module):
+    """Images (B, 1, 28, 28) or rows (B, 784) -> logits (B,), DCGAN rules.
+
+    Strided convolutions 28 -> 14 -> 7, LeakyReLU(0.2), BN on every layer but
+    the first; a 7×7 convolution to one logit.
+    """
+
+    def __init__(self, channels: int = 64):
+        super().__init__()
+        c = check_positive_int(channels, name="channels")
+        self.net = nn.Sequential(
+            nn.Conv2d(1, c, 4, 2, 1), nn.LeakyReLU(0.2),  # (c, 14, 14), no BN on the input layer
+            nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False),  # (2c, 7, 7)
+            nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * c, 1, 7, 1, 0),  # (1, 1, 1)
+        )  # fmt: skip
+        dcgan_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2:
+            x = x.view(-1, 1, 28, 28)
+        return self.net(x).flatten()
