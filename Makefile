@@ -7,12 +7,13 @@ PY := $(VENV)/bin/python
 CONSTRAINTS := ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint format data bench student clean help
+.PHONY: book test lint format data bench timing student clean help
 
 help:
 	@echo "make book   build the executed book into _build/html (warnings are errors)"
 	@echo "make test   lint, unit and property tests, and every notebook in fast mode"
 	@echo "make bench  run the benchmarks and write benchmarks/results/"
+	@echo "make timing execute every notebook (full and fast) and report the times"
 	@echo "make clean  remove _build"
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
@@ -60,6 +61,9 @@ book: data _build/.companion-stamp
 bench: data
 	cd benchmarks && ../$(PY) foundation.py && ../$(PY) pca.py && ../$(PY) clustering.py \
 		&& ../$(PY) vae.py
+
+timing: data
+	$(PY) benchmarks/notebooks.py $(if $(TIMING_OUT),--out $(TIMING_OUT),)
 
 clean:
 	rm -rf _build

@@ -1,0 +1,135 @@
+"""Execute every notebook of the book, in full and fast mode, and report the times.
+
+    python benchmarks/notebooks.py            # both modes, writes results/notebooks.json
+    python benchmarks/notebooks.py --modes fast --out /tmp/nb.json
+
+Each notebook listed in ``_toc.yml`` runs in a fresh kernel from its own folder
+(as the book build runs it), with ``COMPANION_FAST`` set to 1 or 0. The time
+of each, the sum per chapter against the chapter's budget (from its issue)
+and the whole book against its 20-minute budget are written to
+``benchmarks/results/notebooks.json`` and shown on the book's Benchmarks page.
+The script exits with status 1 when the whole book in full mode takes longer
+than its budget, or when a notebook fails; over-budget chapters are reported.
+This is a report, not a test: the times depend on the machine and its load,
+which are recorded with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import torch
+import yaml
+from common import machine_info
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK_BUDGET_S = 20 * 60
+# full-mode / fast-mode budgets per chapter folder, in seconds, as their issues set them
+CHAPTER_BUDGETS_S = {
+    "autoencoders": {"full": 300, "fast": 60},
+    "vae": {"full": 240},
+    "gans": {"full": 300},
+    "evaluation": {"full": 240},
+}
+
+
+def toc_notebooks(root: Path = ROOT) -> list[Path]:
+    """The notebooks of the book, in table-of-contents order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files: list[str] = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []))
+            walk(entry.get("chapters", []))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").exists()]
+
+
+def run(path: Path, fast: bool, timeout: int) -> tuple[float, str | None]:
+    """Execute one notebook; returns (seconds, error message or None)."""
+    os.environ["COMPANION_FAST"] = "1" if fast else "0"
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": path.parent}}
+    )
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except Exception as err:  # noqa: BLE001 - report every failure, keep timing the rest
+        return time.perf_counter() - start, f"{type(err).__name__}: {str(err)[-300:]}"
+    return time.perf_counter() - start, None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--modes", nargs="+", default=["full", "fast"], choices=["full", "fast"])
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per notebook")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "notebooks.json"))
+    args = parser.parse_args()
+    notebooks = toc_notebooks()
+    load_before = os.getloadavg()
+    rows: dict[str, dict] = {}
+    failures = []
+    for mode in args.modes:
+        for path in notebooks:
+            name = path.relative_to(ROOT / "book").as_posix()
+            seconds, error = run(path, fast=mode == "fast", timeout=args.timeout)
+            rows.setdefault(name, {})[f"{mode}_s"] = round(seconds, 1)
+            if error:
+                rows[name][f"{mode}_error"] = error
+                failures.append(f"{name} ({mode}): {error}")
+            print(f"{mode:4s} {seconds:7.1f} s  {name}" + (f"  FAILED {error}" if error else ""))
+    chapters: dict[str, dict] = {}
+    for name, row in rows.items():
+        chapter = name.split("/")[0] if "/" in name else "(front and back matter)"
+        entry = chapters.setdefault(chapter, {})
+        for mode in args.modes:
+            entry[f"{mode}_s"] = round(entry.get(f"{mode}_s", 0.0) + row[f"{mode}_s"], 1)
+    for chapter, entry in chapters.items():
+        for mode, budget in CHAPTER_BUDGETS_S.get(chapter, {}).items():
+            if f"{mode}_s" in entry:
+                entry[f"{mode}_budget_s"] = budget
+                entry[f"{mode}_within_budget"] = entry[f"{mode}_s"] <= budget
+    totals = {f"{m}_s": round(sum(r[f"{m}_s"] for r in rows.values()), 1) for m in args.modes}
+    book_ok = totals.get("full_s", 0.0) <= BOOK_BUDGET_S
+    results = {
+        "machine": machine_info(torch.device("cpu")),
+        "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
+        "command": "python benchmarks/notebooks.py --modes " + " ".join(args.modes),
+        "notebooks": rows,
+        "chapters": chapters,
+        "book": {**totals, "full_budget_s": BOOK_BUDGET_S, "full_within_budget": book_ok},
+        "failures": failures,
+    }
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({"chapters": chapters, "book": results["book"]}, indent=2))
+    print(f"written to {args.out}")
+    for chapter, entry in chapters.items():
+        for mode in args.modes:
+            if entry.get(f"{mode}_within_budget") is False:
+                print(f"over budget: {chapter} ({mode}) {entry[f'{mode}_s']} s", file=sys.stderr)
+    if failures:
+        print("notebooks failed:\n" + "\n".join(failures), file=sys.stderr)
+    if not book_ok:
+        print(
+            f"the whole book took {totals['full_s']} s in full mode, over its "
+            f"{BOOK_BUDGET_S} s budget",
+            file=sys.stderr,
+        )
+    return 0 if book_ok and not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
