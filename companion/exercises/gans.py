@@ -1,0 +1,184 @@
+"""Checks for the GAN chapter's programming exercises."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from companion.exercises._common import ExerciseError, _as_tensor
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _close(got: torch.Tensor, expected: torch.Tensor, tol: float = 1e-6) -> bool:
+    return got.shape == expected.shape and bool(
+        ((got - expected).abs() <= tol * (1 + expected.abs())).all()
+    )
+
+
+def _scalar(value, what: str) -> float:
+    got = _as_tensor(value, what)
+    if got.numel() != 1:
+        raise ExerciseError(f"{what} has shape {tuple(got.shape)}; return one number.")
+    return got.item()
+
+
+def check_optimal_discriminator(
+    fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor],
+) -> None:
+    """Check ``fn(p_data, p_model, real_label, fake_label)``: the optimal D at each point.
+
+    p_data and p_model (n,) are the two densities at n points (not both zero);
+    real_label α and fake_label β are the discriminator's targets (1 and 0
+    without label smoothing). Return D*(x) = (α p_data + β p_model) / (p_data + p_model).
+    """
+    g = _generator(0)
+    p_data = torch.rand(12, generator=g, dtype=torch.float64)
+    p_model = torch.rand(12, generator=g, dtype=torch.float64)
+    p_model[0] = 0.0  # only data here: D* = α
+    for alpha, beta in ((1.0, 0.0), (0.9, 0.0), (0.8, 0.2)):
+        got = _as_tensor(fn(p_data.clone(), p_model.clone(), alpha, beta), "your D*")
+        expected = (alpha * p_data + beta * p_model) / (p_data + p_model)
+        if got.shape != expected.shape:
+            raise ExerciseError(
+                f"your D* has shape {tuple(got.shape)}, expected {tuple(expected.shape)}: "
+                "one value per point."
+            )
+        if not _close(got, expected):
+            error = (got - expected).abs().max().item()
+            if _close(got, p_data / (p_data + p_model)):
+                hint = (
+                    " You ignored the labels: with targets α for data and β for samples the "
+                    "optimum is (α p_data + β p_model) / (p_data + p_model)."
+                )
+            elif _close(got, p_model / (p_data + p_model)):
+                hint = " You swapped the densities: D* is the probability that x is real."
+            elif _close(got, ((1 - alpha) * p_data + beta * p_model) / (p_data + p_model)):
+                hint = " real_label is α itself (e.g. 0.9), not the amount of smoothing."
+            else:
+                hint = " Maximise α log D + (1 − α) log(1 − D) weighted by p_data, etc."
+            raise ExerciseError(
+                f"for real_label={alpha}, fake_label={beta} your D* is off by up to "
+                f"{error:.3g}.{hint}"
+            )
+    print("check_optimal_discriminator: correct, with and without label smoothing.")
+
+
+def check_discriminator_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(real_logits, fake_logits)``: the discriminator's loss, one number.
+
+    real_logits (B,) and fake_logits (B,) are D's outputs before the sigmoid on
+    data and on generated samples. The loss is the binary cross-entropy with
+    targets 1 for data and 0 for samples, averaged over each batch and summed
+    over the two: −E[log D(x)] − E[log(1 − D(G(z)))] = −V(D, G).
+    """
+    g = _generator(1)
+    real = 2 * torch.randn(16, generator=g, dtype=torch.float64)
+    fake = 2 * torch.randn(16, generator=g, dtype=torch.float64) - 1
+    real[0], fake[0] = -50.0, 50.0  # a confidently wrong D: stable formulas needed
+    got = _scalar(fn(real.clone(), fake.clone()), "your loss")
+    if not math.isfinite(got):
+        raise ExerciseError(
+            "your loss is inf or NaN for logits of ±50; compute log σ(a) as -softplus(-a) "
+            "(or use F.binary_cross_entropy_with_logits) instead of log(sigmoid(a))."
+        )
+    ones, zeros = torch.ones_like(real), torch.zeros_like(fake)
+    real_term = F.binary_cross_entropy_with_logits(real, ones).item()
+    fake_term = F.binary_cross_entropy_with_logits(fake, zeros).item()
+    expected = real_term + fake_term
+    if abs(got - expected) > 1e-6 * (1 + abs(expected)):
+        if abs(got + expected) < 1e-6 * (1 + abs(expected)):
+            hint = " It has the wrong sign: the loss is −V, which D minimises."
+        elif abs(got - expected / 2) < 1e-6 * (1 + abs(expected)):
+            hint = " It is half the expected value: sum the two batch means, do not average them."
+        elif abs(got - (F.binary_cross_entropy_with_logits(real, zeros).item()
+                        + F.binary_cross_entropy_with_logits(fake, ones).item())) < 1e-6 * (
+            1 + abs(expected)
+        ):  # fmt: skip
+            hint = " You swapped the targets: data are labelled 1 and samples 0."
+        else:
+            hint = " Use BCE(real_logits, 1) + BCE(fake_logits, 0), each averaged over its batch."
+        raise ExerciseError(f"your loss is {got:.6g}, expected {expected:.6g}.{hint}")
+    print("check_discriminator_loss: correct and stable.")
+
+
+def check_js_divergence(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> None:
+    """Check ``fn(p, q)``: the Jensen–Shannon divergence (nats) of two discrete distributions.
+
+    p and q (K,) are probability vectors, possibly with zeros.
+    """
+    cases = [
+        (torch.tensor([0.5, 0.5, 0.0]), torch.tensor([0.0, 0.5, 0.5])),
+        (torch.tensor([0.1, 0.2, 0.7]), torch.tensor([0.3, 0.3, 0.4])),
+        (torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])),
+        (torch.tensor([0.25, 0.75]), torch.tensor([0.25, 0.75])),
+    ]
+
+    def kl(a, b):
+        mask = a > 0
+        return (a[mask] * (a[mask] / b[mask]).log()).sum().item()
+
+    for p, q in cases:
+        p, q = p.double(), q.double()
+        got = _scalar(fn(p.clone(), q.clone()), "your divergence")
+        m = (p + q) / 2
+        expected = 0.5 * kl(p, m) + 0.5 * kl(q, m)
+        if not math.isfinite(got):
+            raise ExerciseError(
+                f"your divergence is {got} for p={p.tolist()}, q={q.tolist()}: terms with "
+                "p_k = 0 contribute 0 (0 log 0 = 0); leave them out."
+            )
+        if abs(got - expected) > 1e-9:
+            if abs(got - expected / math.log(2)) < 1e-9:
+                hint = " That is in bits; use natural logarithms (nats)."
+            elif abs(got - 2 * expected) < 1e-9:
+                hint = " It is twice too large: JS = ½ KL(p‖m) + ½ KL(q‖m)."
+            else:
+                hint = " JS(p, q) = ½ KL(p ‖ m) + ½ KL(q ‖ m) with m = (p + q) / 2."
+            raise ExerciseError(
+                f"for p={p.tolist()}, q={q.tolist()} your divergence is {got:.6g}, "
+                f"expected {expected:.6g}.{hint}"
+            )
+    print(f"check_js_divergence: correct; disjoint supports give log 2 = {math.log(2):.4f}.")
+
+
+def check_mode_count(fn: Callable[[torch.Tensor, torch.Tensor, float], int]) -> None:
+    """Check ``fn(samples, centers, sigma)``: how many modes have a high-quality sample.
+
+    samples (n, 2), centers (K, 2); a sample is high quality when it lies within
+    3σ of its nearest centre, and a mode counts as covered when at least one
+    high-quality sample is nearest to it.
+    """
+    g = _generator(2)
+    angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    centers = torch.stack([angles.cos(), angles.sin()], 1) * 2  # ring of 8, radius 2
+    sigma = 0.05
+    picks = torch.tensor([0, 0, 1, 3, 3, 3, 6])
+    samples = centers[picks] + sigma * torch.randn(len(picks), 2, generator=g, dtype=torch.float64)
+    samples[1] = centers[0] + torch.tensor([5 * sigma, 0.0], dtype=torch.float64)  # 5σ: poor
+    near_miss = centers[5] + torch.tensor([0.0, 3.5 * sigma], dtype=torch.float64)  # poor
+    samples = torch.cat([samples, near_miss[None], torch.zeros(1, 2, dtype=torch.float64)])
+    got = _scalar(fn(samples.clone(), centers.clone(), sigma), "your count")
+    distances = torch.cdist(samples, centers)
+    nearest, index = distances.min(1)
+    good = nearest <= 3 * sigma
+    expected = len(torch.unique(index[good]))
+    if got != expected:
+        if got == len(torch.unique(index)):
+            hint = (
+                " You counted every sample's nearest mode; only samples within 3σ of it "
+                "(high quality) count."
+            )
+        elif got == int(good.sum()):
+            hint = " That is the number of high-quality samples; count distinct modes."
+        elif got == len(torch.unique(index[nearest <= 3 * sigma**2])):
+            hint = " The radius is 3σ, not 3σ²."
+        else:
+            hint = " Assign each sample to its nearest centre, keep those within 3σ, count modes."
+        raise ExerciseError(f"your count is {got:g}, expected {expected}.{hint}")
+    print(f"check_mode_count: correct ({expected} of 8 modes covered).")
