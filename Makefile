@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CONSTRAINTS := ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint format data bench timing student clean help
+.PHONY: book test lint format data bench timing clean help
 
 help:
 	@echo "make book   build the executed book into _build/html (warnings are errors)"
