@@ -23,6 +23,7 @@ from companion._validation import (
     to_input_kind,
 )
 from companion.cluster import ConvergenceWarning, KMeans
+from companion.seeding import resolve_seed
 
 
 class EMMixture:
@@ -66,7 +67,7 @@ class EMMixture:
             )
         self._kind = kind
         self.n_features_in_ = X.shape[1]
-        seed = self.random_state if self.random_state is not None else torch.seed() % 2**62
+        seed = resolve_seed(self.random_state)
         best = None
         for run in range(self.n_init):
             generator = torch.Generator().manual_seed(seed + run)

@@ -15,6 +15,7 @@ from companion._validation import (
     check_positive_int,
     to_input_kind,
 )
+from companion.seeding import resolve_seed
 
 
 class ConvergenceWarning(UserWarning):
@@ -142,7 +143,7 @@ class KMeans:
             n_init = 1
         x_sq = (X * X).sum(1)
         tol = float(X.var(dim=0, unbiased=False).mean()) * self.tol
-        seed = self.random_state if self.random_state is not None else torch.seed() % 2**62
+        seed = resolve_seed(self.random_state)
         best = None
         for run in range(n_init):
             generator = torch.Generator().manual_seed(seed + run)

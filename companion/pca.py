@@ -16,6 +16,7 @@ from companion._validation import (
     to_input_kind,
 )
 from companion.linalg import column_mean, flip_signs, randomized_svd
+from companion.seeding import resolve_seed
 
 SOLVERS = ("auto", "covariance_eigh", "full", "randomized")
 FITTED = ("components_", "explained_variance_", "mean_", "noise_variance_")
@@ -96,9 +97,7 @@ class PCA:
             if solver == "full":
                 _, S, components = torch.linalg.svd(Xc, full_matrices=False)
             else:
-                generator = torch.Generator().manual_seed(
-                    self.random_state if self.random_state is not None else torch.seed()
-                )
+                generator = torch.Generator().manual_seed(resolve_seed(self.random_state))
                 _, _, basis = randomized_svd(
                     Xc,
                     self._n_components_int(k_max),

@@ -31,3 +31,16 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_seed(random_state: int | None) -> int:
+    """The seed an estimator uses: ``random_state`` itself, or one drawn from torch's global RNG.
+
+    With ``random_state=None`` the seed comes from the global generator, as
+    scikit-learn draws from NumPy's global state, so a run seeded by
+    :func:`seed_everything` is reproducible and the global state is only
+    advanced, never re-seeded.
+    """
+    if random_state is not None:
+        return int(random_state)
+    return int(torch.randint(0, 2**62, (1,)).item())

@@ -11,14 +11,11 @@ import math
 
 import torch
 
+from companion.seeding import resolve_seed
+
 
 def _generator(seed: int | None) -> torch.Generator:
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    return generator
+    return torch.Generator().manual_seed(resolve_seed(seed))
 
 
 def _check_n(n_samples: int) -> None:
