@@ -18,3 +18,8 @@ def _as_tensor(value, what: str) -> torch.Tensor:
         raise ExerciseError(
             f"{what} should be a tensor or array of numbers, got {type(value).__name__}."
         ) from err
+
+
+def _generator(seed: int) -> torch.Generator:
+    """A CPU generator with a fixed seed: every check draws the same data each time."""
+    return torch.Generator().manual_seed(seed)

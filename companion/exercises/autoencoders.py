@@ -7,11 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from companion.exercises._common import ExerciseError, _as_tensor
-
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from companion.exercises._common import ExerciseError, _as_tensor, _generator
 
 
 def _expect_shape(got: torch.Tensor, shape: tuple[int, ...], what: str, hint: str = "") -> None:

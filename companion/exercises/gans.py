@@ -8,11 +8,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from companion.exercises._common import ExerciseError, _as_tensor
-
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from companion.exercises._common import ExerciseError, _as_tensor, _generator
 
 
 def _close(got: torch.Tensor, expected: torch.Tensor, tol: float = 1e-6) -> bool:
