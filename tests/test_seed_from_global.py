@@ -19,7 +19,7 @@ X = torch.randn(300, 40, generator=torch.Generator().manual_seed(1))
         lambda: PCA(3, solver="randomized").fit(X).components_,
         lambda: KMeans(4, n_init=1).fit(X).cluster_centers_,
         lambda: GaussianMixture(2, covariance_type="diag", n_init=1).fit(X[:, :3]).means_,
-        lambda: make_swiss_roll(n_samples=50)[0],
+        lambda: make_swiss_roll(n_samples=50, seed=None)[0],
     ],
     ids=["pca", "kmeans", "gmm", "swiss_roll"],
 )
