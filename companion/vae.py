@@ -250,11 +250,8 @@ class VAE(nn.Module):
         n_samples = check_positive_int(n_samples, name="n_samples")
         x = self._rows(x)
         mu, logvar = self._posterior(x)
-        eps = torch.randn((n_samples, *mu.shape), dtype=mu.dtype, device=mu.device)
-        z = mu + eps * (0.5 * logvar).exp()  # (S, B, d)
-        params = self._decode_params(z.reshape(-1, self.latent_dim), x.shape[1])
-        log_px = self.log_likelihood(x.expand(n_samples, *x.shape), params.view(*z.shape[:2], -1))
-        return log_px.mean(0) - gaussian_kl(mu, logvar).sum(1)
+        _, _, log_px_z = self._draw_codes(x, mu, logvar, n_samples)  # (S, B)
+        return log_px_z.mean(0) - gaussian_kl(mu, logvar).sum(1)
 
     def log_importance_weights(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
         """log p(x, z_s) - log q(z_s | x) for z_s ~ q(z | x), shape (n_samples, B).
@@ -265,11 +262,16 @@ class VAE(nn.Module):
         x = self._rows(x)
         return self._log_weights(x, *self._posterior(x), check_positive_int(n_samples, name="k"))
 
-    def _log_weights(self, x, mu, logvar, n: int) -> torch.Tensor:
+    def _draw_codes(self, x, mu, logvar, n: int):
+        """n draws z = μ + σε from q(z | x) and log p(x | z): ε, z (n, B, d) and (n, B)."""
         eps = torch.randn((n, *mu.shape), dtype=mu.dtype, device=mu.device)  # (n, B, d)
         z = mu + eps * (0.5 * logvar).exp()
         params = self._decode_params(z.reshape(-1, self.latent_dim), x.shape[1])
         log_px_z = self.log_likelihood(x.expand(n, *x.shape), params.view(n, x.shape[0], -1))
+        return eps, z, log_px_z
+
+    def _log_weights(self, x, mu, logvar, n: int) -> torch.Tensor:
+        eps, z, log_px_z = self._draw_codes(x, mu, logvar, n)
         log_pz = standard_normal_log_prob(z).sum(-1)
         log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)  # log N(z; μ, σ²) at z = μ + σε
         return log_px_z + log_pz - log_qz
