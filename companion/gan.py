@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from companion._validation import check_finite, check_positive_int
 from companion.gan_layers import VirtualBatchNorm, update_reference
+from companion.module_widths import input_width
 
 LOSSES = ("minimax", "non_saturating")
 
@@ -130,7 +131,12 @@ class GAN(nn.Module):
         self.real_label, self.fake_label = 1.0 - float(label_smoothing), float(fake_label)
         self.betas = betas
         if latent_dim is None:
-            latent_dim = _infer_latent_dim(generator)
+            latent_dim = input_width(generator, "latent_dim")
+            if latent_dim is None:
+                raise ValueError(
+                    f"cannot tell the latent dimension of {type(generator).__name__}; "
+                    "pass latent_dim=..."
+                )
         self.latent_dim = check_positive_int(latent_dim, name="latent_dim")
         self.uses_virtual_bn = any(isinstance(m, VirtualBatchNorm) for m in generator.modules())
         if self.uses_virtual_bn:
@@ -258,15 +264,3 @@ class GAN(nn.Module):
         n = check_positive_int(n, name="n")
         ref = next(self.generator.parameters())
         return self.generate(self._noise(n, ref))
-
-
-def _infer_latent_dim(generator: nn.Module) -> int:
-    width = getattr(generator, "latent_dim", None)
-    if width is not None:
-        return int(width)
-    for module in generator.modules():
-        if isinstance(module, nn.Linear) and not isinstance(module, nn.LazyLinear):
-            return module.in_features
-    raise ValueError(
-        f"cannot tell the latent dimension of {type(generator).__name__}; pass latent_dim=..."
-    )

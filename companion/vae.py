@@ -29,6 +29,7 @@ from companion.likelihoods import (
     gaussian_log_prob,
     standard_normal_log_prob,
 )
+from companion.module_widths import input_width
 from companion.vae_builders import ConvDecoder, ConvEncoder, mlp_decoder, mlp_encoder
 
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
@@ -105,7 +106,7 @@ class VAE(nn.Module):
             )
         self.encoder, self.decoder = encoder, decoder
         self.likelihood, self.beta, self.free_bits = likelihood, float(beta), float(free_bits)
-        self.input_dim = input_dim if input_dim is not None else _infer_input_dim(encoder)
+        self.input_dim = input_dim if input_dim is not None else input_width(encoder, "input_dim")
         self.kl_weight = 1.0
         if likelihood == "gaussian":
             if obs_logvar is None:
@@ -322,16 +323,3 @@ def importance_weighted_nll(
             total = part if total is None else torch.logaddexp(total, part)
         nll.append(math.log(k) - total)
     return torch.cat(nll) if nll else x.new_zeros(0)
-
-
-def _infer_input_dim(encoder: nn.Module) -> int | None:
-    """The encoder's ``input_dim`` attribute, or the width of its first layer if that is linear."""
-    width = getattr(encoder, "input_dim", None)
-    if width is not None:
-        return int(width)
-    for module in encoder.modules():
-        if isinstance(module, nn.Linear) and not isinstance(module, nn.LazyLinear):
-            return module.in_features
-        if any(True for _ in module.parameters(recurse=False)):
-            return None  # the first layer with weights is not linear: width unknown
-    return None
