@@ -23,11 +23,14 @@ from companion._validation import (
     to_input_kind,
 )
 from companion.cluster import ConvergenceWarning, KMeans
+from companion.params import ParamsMixin
 from companion.seeding import resolve_seed
 
 
-class EMMixture:
+class EMMixture(ParamsMixin):
     """Base class: EM for a mixture of K components with weights ``weights_``."""
+
+    estimator_type = "density_estimator"
 
     _fitted_attribute = "weights_"
 
@@ -43,16 +46,18 @@ class EMMixture:
     def _validate(self, X: Any, *, fitting: bool):
         X, kind = check_array(X, dtype=self.dtype)
         if fitting and X.shape[0] < 2:
-            raise ValueError(f"X has n_samples={X.shape[0]}; EM needs at least 2 samples.")
+            raise ValueError(
+                f"X has n_samples={X.shape[0]}, but EM needs at least 2 samples; give more data."
+            )
         return X, kind
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any) -> EMMixture:
-        """Fit by EM (keeping the best of ``n_init`` starts); returns self."""
+    def fit(self, X: Any, y: Any = None) -> EMMixture:
+        """Fit by EM (keeping the best of ``n_init`` starts); returns self (``y`` is ignored)."""
         self._fit(X)
         return self
 
-    def fit_predict(self, X: Any) -> Any:
+    def fit_predict(self, X: Any, y: Any = None) -> Any:
         """Fit, then return the most likely component of each row of X."""
         X_t, kind = self._fit(X)
         return to_input_kind(self._log_resp(X_t)[1].argmax(dim=1), kind)
@@ -133,7 +138,7 @@ class EMMixture:
         check_is_fitted(self, self._fitted_attribute, method=method)
         X, kind = self._validate(X, fitting=False)
         check_n_features(X, self.n_features_in_)
-        return X.to(self._weights.device), kind
+        return X.to(device=self._weights.device, dtype=self._weights.dtype), kind
 
     def score_samples(self, X: Any) -> Any:
         """Log-likelihood log p(x) of each row of X, shape (n,), in nats."""

@@ -106,22 +106,81 @@ def check_array(
     return tensor, kind
 
 
-def check_finite(tensor: torch.Tensor, *, name: str = "X") -> None:
-    """Raise a ``ValueError`` naming the first NaN or infinite entry of ``tensor``."""
+def _non_finite(tensor: torch.Tensor) -> str | None:
+    """``"<n> non-finite value(s) (first: <v> at index [i, j])"``, or None if all are finite."""
     if tensor.numel() == 0 or bool(torch.isfinite(tensor.sum())):
-        return  # fast path: a NaN or inf anywhere makes the sum non-finite
+        return None  # fast path: a NaN or inf anywhere makes the sum non-finite
     finite = torch.isfinite(tensor)
     if bool(finite.all()):
-        return  # the sum overflowed, but every entry is finite
+        return None  # the sum overflowed, but every entry is finite
     bad = torch.nonzero(~finite)[0].tolist()
     value = tensor[tuple(bad)].item()
     n_bad = int((~finite).sum())
     position = ", ".join(str(i) for i in bad)
-    raise ValueError(
-        f"{name} contains {n_bad} non-finite value{'s' if n_bad > 1 else ''} "
-        f"(first: {value} at index [{position}]); remove or impute them before fitting, "
-        "e.g. drop the rows with NaN."
+    return (
+        f"{n_bad} non-finite value{'s' if n_bad > 1 else ''} (first: {value} at index [{position}])"
     )
+
+
+def check_finite(tensor: torch.Tensor, *, name: str = "X") -> None:
+    """Raise a ``ValueError`` naming the first NaN or infinite entry of ``tensor``."""
+    found = _non_finite(tensor)
+    if found is not None:
+        raise ValueError(
+            f"{name} contains {found}; remove or impute them before fitting, "
+            "e.g. drop the rows with NaN."
+        )
+
+
+def check_model_input(
+    x: Any,
+    n_features: int | None,
+    *,
+    name: str,
+    like: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Check a network's input batch and return it as rows, shape (batch, n_features).
+
+    Shared by the deep models' ``loss``, ``forward`` and ``encode``: ``x``
+    must be a float tensor of shape (batch, n_features), or images
+    (batch, ...) with n_features values each, free of NaN and inf. With
+    ``like`` (one of the model's parameters) it must also have that
+    parameter's dtype and device, so that the error names them instead of a
+    failing matrix product.
+    """
+    width = n_features if n_features is not None else "D"
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} expects a torch tensor of shape (batch, {width}), got "
+            f"{type(x).__name__}; convert it with torch.as_tensor(x, dtype=torch.float32)."
+        )
+    if x.ndim > 2:
+        x = x.reshape(x.shape[0], -1)
+    if x.ndim != 2 or (n_features is not None and x.shape[1] != n_features):
+        raise ValueError(
+            f"{name} expects inputs of shape (batch, {width}) or images with {width} pixels, "
+            f"got shape {tuple(x.shape)}; reshape the data, or build the model for inputs "
+            f"of width {x.shape[-1] if x.ndim else 1}."
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name} expects float inputs, got {x.dtype}; scale them with to_float.")
+    if like is not None and x.dtype != like.dtype:
+        raise TypeError(
+            f"{name} expects {like.dtype} inputs (the dtype of its weights), got {x.dtype}; "
+            f"convert them with x.to({like.dtype}) or the model with model.to({x.dtype})."
+        )
+    if like is not None and x.device != like.device:
+        raise ValueError(
+            f"{name} has its weights on {like.device} but got inputs on {x.device}; "
+            f"move them with x.to('{like.device}')."
+        )
+    found = _non_finite(x)
+    if found is not None:
+        raise ValueError(
+            f"{name} got NaN or inf in its input: {found}; remove or impute them "
+            "before training, e.g. drop those rows."
+        )
+    return x
 
 
 def to_input_kind(result: torch.Tensor, kind: InputKind) -> Any:

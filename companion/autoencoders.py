@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from companion._validation import check_model_input
 from companion.conv28 import conv_decoder, conv_encoder
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
@@ -23,22 +24,6 @@ OUTPUTS = ("bernoulli", "gaussian")
 
 def _inputs(batch) -> torch.Tensor:
     return batch[0] if isinstance(batch, (tuple, list)) else batch
-
-
-def _check_input(x: torch.Tensor, n_features: int, name: str) -> torch.Tensor:
-    """Flatten images to rows and check width and finiteness, with a clear message."""
-    if x.ndim > 2:
-        x = x.reshape(x.shape[0], -1)
-    if x.ndim != 2 or x.shape[1] != n_features:
-        raise ValueError(
-            f"{name} expects inputs of shape (batch, {n_features}) or images with "
-            f"{n_features} pixels, got shape {tuple(x.shape)}."
-        )
-    if not x.is_floating_point():
-        raise TypeError(f"{name} expects float inputs, got {x.dtype}; scale them with to_float.")
-    if not bool(torch.isfinite(x.sum())):
-        raise ValueError(f"{name} got NaN or inf in its input; clean the data before training.")
-    return x
 
 
 def reconstruction_loss(logits_or_mean: torch.Tensor, x: torch.Tensor, output: str):
@@ -58,9 +43,15 @@ class ReconstructionModel(nn.Module):
     dims: list[int]
     output: str
 
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Check a batch (float, width ``dims[0]``, the weights' dtype and device, finite)
+        and flatten images to rows (B, D); see :func:`~companion._validation.check_model_input`."""
+        like = next(self.parameters(), None)
+        return check_model_input(x, self.dims[0], name=type(self).__name__, like=like)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) or images -> codes (B, k)."""
-        return self._encode(_check_input(x, self.dims[0], type(self).__name__))
+        return self._encode(self._rows(x))
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """Codes -> reconstructions in data space (probabilities for a Bernoulli output)."""
@@ -71,7 +62,7 @@ class ReconstructionModel(nn.Module):
         return self.decode(self.encode(x))
 
     def loss(self, batch) -> dict[str, torch.Tensor]:
-        x = _check_input(_inputs(batch), self.dims[0], type(self).__name__)
+        x = self._rows(_inputs(batch))
         rec = reconstruction_loss(self.decode_logits(self._encode(x)), x, self.output).mean()
         return {"loss": rec, "reconstruction": rec.detach()}
 
@@ -157,7 +148,7 @@ class SparseAutoencoder(Autoencoder):
         self.penalty, self.rho, self.beta = penalty, rho, beta
 
     def loss(self, batch) -> dict[str, torch.Tensor]:
-        x = _check_input(_inputs(batch), self.dims[0], type(self).__name__)
+        x = self._rows(_inputs(batch))
         code = self._encode(x)
         rec = reconstruction_loss(self.decode_logits(code), x, self.output).mean()
         mean_activation = code.mean(0)
@@ -208,7 +199,7 @@ class DenoisingAutoencoder(Autoencoder):
         return torch.where(hit, values, x)
 
     def loss(self, batch) -> dict[str, torch.Tensor]:
-        x = _check_input(_inputs(batch), self.dims[0], type(self).__name__)
+        x = self._rows(_inputs(batch))
         code = self._encode(self.corrupt(x) if self.training else x)
         rec = reconstruction_loss(self.decode_logits(code), x, self.output).mean()
         return {"loss": rec, "reconstruction": rec.detach()}
@@ -228,7 +219,7 @@ class ContractiveAutoencoder(Autoencoder):
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder Jacobians, (B, k, D)."""
-        x = _check_input(x, self.dims[0], type(self).__name__)
+        x = self._rows(x)
         single = lambda row: self._encode(row[None])[0]  # noqa: E731
         return torch.func.vmap(torch.func.jacrev(single))(x)
 
@@ -241,7 +232,7 @@ class ContractiveAutoencoder(Autoencoder):
         return self.jacobian(x).pow(2).sum((1, 2))
 
     def loss(self, batch) -> dict[str, torch.Tensor]:
-        x = _check_input(_inputs(batch), self.dims[0], type(self).__name__)
+        x = self._rows(_inputs(batch))
         rec = reconstruction_loss(self.decode_logits(self._encode(x)), x, self.output).mean()
         penalty = self.jacobian_penalty(x).mean()
         return {

@@ -26,11 +26,13 @@ class BernoulliMixture(EMMixture):
     eps : float
         Clamp for the pixel probabilities.
     tol, max_iter, n_init, init, random_state : as in GaussianMixture
-    dtype : torch.dtype (float64 by default)
+    dtype : torch.dtype or None (float64 by default; None keeps the data's float dtype)
 
     Fitted attributes: weights_ (K,), means_ (K, d) pixel probabilities,
     converged_, n_iter_, lower_bound_, lower_bound_history_.
     """
+
+    input_domain = "binary"  # fit accepts 0/1 entries only
 
     def __init__(
         self,
@@ -43,7 +45,7 @@ class BernoulliMixture(EMMixture):
         init: str = "kmeans",
         n_init: int = 1,
         random_state: int | None = None,
-        dtype: torch.dtype = torch.float64,
+        dtype: torch.dtype | None = torch.float64,
     ):
         self.n_components = n_components
         self.alpha = alpha

@@ -15,6 +15,7 @@ from companion._validation import (
     check_positive_int,
     to_input_kind,
 )
+from companion.params import ParamsMixin
 from companion.seeding import resolve_seed
 
 
@@ -83,7 +84,7 @@ def kmeans_plusplus(X: torch.Tensor, k: int, generator: torch.Generator, x_sq: t
     return torch.stack(centers)
 
 
-class KMeans:
+class KMeans(ParamsMixin):
     """k-means clustering.
 
     Parameters
@@ -109,6 +110,8 @@ class KMeans:
     n_features_in_ : int
     """
 
+    estimator_type = "clusterer"
+
     def __init__(
         self,
         n_clusters: int = 8,
@@ -126,8 +129,8 @@ class KMeans:
         self.tol = tol
         self.random_state = random_state
 
-    def fit(self, X: Any) -> KMeans:
-        """Cluster X (n_samples, n_features); returns self."""
+    def fit(self, X: Any, y: Any = None) -> KMeans:
+        """Cluster X (n_samples, n_features); returns self (``y`` is ignored)."""
         k = check_positive_int(self.n_clusters, name="n_clusters")
         check_positive_int(self.max_iter, name="max_iter")
         n_init = check_positive_int(self.n_init, name="n_init")
@@ -242,7 +245,7 @@ class KMeans:
         labels, _ = assign(X, self._centers, (X * X).sum(1))
         return to_input_kind(labels, kind)
 
-    def fit_predict(self, X: Any) -> Any:
+    def fit_predict(self, X: Any, y: Any = None) -> Any:
         """Fit, then return ``labels_``."""
         return self.fit(X).labels_
 

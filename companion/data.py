@@ -237,10 +237,12 @@ def fetch_array(
                 data = read_bytes(path)
                 verify(data, file, source=str(path))
                 return parse_idx(data, source=str(path))
+            except FileNotFoundError:
+                continue  # another process replaced or removed it since is_file()
             except (DataChecksumError, ValueError) as err:
                 if folder == target and os.access(folder, os.W_OK):
                     warnings.warn(f"{err} Fetching it again.", DataWarning, stacklevel=3)
-                    path.unlink()
+                    path.unlink(missing_ok=True)  # another process may have removed it already
                 else:
                     warnings.warn(f"{err} Skipping it.", DataWarning, stacklevel=3)
     if not download:
@@ -275,13 +277,21 @@ def _download(spec: DatasetSpec, file: IdxFile, target: Path, root) -> np.ndarra
         except Exception as err:  # network errors come in many types; all mean "try the next"
             errors.append(f"{url}: {type(err).__name__}: {err}")
             continue
-        data = read_bytes(path)
+        # pooch writes to a temporary file and renames it: a concurrent reader never
+        # sees half a file, and a bad download is removed here, never kept.
         try:
+            data = read_bytes(path)
             verify(data, file, source=f"{url} (saved as {path})")
+            return parse_idx(data, source=path)
         except DataChecksumError:
             Path(path).unlink(missing_ok=True)
             raise
-        return parse_idx(data, source=path)
+        except ValueError as err:  # not gzip, not IDX: e.g. an HTML error page
+            Path(path).unlink(missing_ok=True)
+            raise DataChecksumError(
+                f"the download {url} is not a valid {file.name} ({err}); check the URL "
+                "(and $COMPANION_DATA_URL if set) or try again later."
+            ) from err
     reason = "download failed: " + "; ".join(errors)
     raise DataNotFoundError(_not_found_message(spec, file, root, reason=reason))
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from companion.data import DATASETS, load_idx_dataset
-from companion.errors import DataNotFoundError
+from companion.errors import DataChecksumError, DataNotFoundError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         for split in sorted({key[0] for key in spec.files}):
             images, labels = load_idx_dataset(spec, split, root=args.root, download=not args.check)
             print(f"{spec.name} {split}: {tuple(images.shape)} images, {len(labels)} labels, ok")
-    except DataNotFoundError as err:
+    except (DataNotFoundError, DataChecksumError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from companion.autoencoders import Autoencoder, _check_input, _inputs, reconstruction_loss
+from companion.autoencoders import Autoencoder, _inputs, reconstruction_loss
 
 BINARIZERS = ("noise", "straight_through")
 
@@ -102,7 +102,7 @@ class HashingAutoencoder(Autoencoder):
 
     def code_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) or images -> the code's pre-activation before the sigmoid, (B, bits)."""
-        return self._logits(_check_input(x, self.dims[0], type(self).__name__))
+        return self._logits(self._rows(x))
 
     def _decoder_code(self, logits: torch.Tensor) -> torch.Tensor:
         """The code the decoder sees, from pre-activations (B, bits)."""
@@ -124,7 +124,7 @@ class HashingAutoencoder(Autoencoder):
         ``"undecided"`` is the share of deterministic code values in (0.1, 0.9):
         it falls towards 0 as the code becomes binary.
         """
-        x = _check_input(_inputs(batch), self.dims[0], type(self).__name__)
+        x = self._rows(_inputs(batch))
         logits = self._logits(x, batch_mean=self.training)  # (B, bits)
         rec = reconstruction_loss(self.decode_logits(self._decoder_code(logits)), x, self.output)
         rec = rec.mean()

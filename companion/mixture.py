@@ -35,8 +35,9 @@ class GaussianMixture(EMMixture):
     weights_init, means_init, precisions_init : arrays, optional
         Starting parameters, as in scikit-learn (shapes as the fitted ones).
     random_state : int or None
-    dtype : torch.dtype
+    dtype : torch.dtype or None
         float64 by default: log-densities in 50 dimensions need the digits.
+        ``None`` keeps the float dtype of the data given to fit.
 
     Fitted attributes (kind and device of the data given to fit, in ``dtype``)
     -------------------------------------------------------------------------
@@ -59,7 +60,7 @@ class GaussianMixture(EMMixture):
         precisions_init: Any = None,
         n_init: int = 1,
         random_state: int | None = None,
-        dtype: torch.dtype = torch.float64,
+        dtype: torch.dtype | None = torch.float64,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -164,7 +165,9 @@ class GaussianMixture(EMMixture):
         """Draw ``n_samples`` points: returns X (n, d) and their components (n,)."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         components = self._sample_components(n_samples, generator)
-        noise = torch.randn(n_samples, self.n_features_in_, generator=generator, dtype=self.dtype)
+        noise = torch.randn(
+            n_samples, self.n_features_in_, generator=generator, dtype=self._means.dtype
+        )
         noise = noise.to(self._means.device)
         components = components.to(self._means.device)
         cov = self._cov

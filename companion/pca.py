@@ -16,13 +16,14 @@ from companion._validation import (
     to_input_kind,
 )
 from companion.linalg import column_mean, flip_signs, randomized_svd
+from companion.params import ParamsMixin
 from companion.seeding import resolve_seed
 
 SOLVERS = ("auto", "covariance_eigh", "full", "randomized")
 FITTED = ("components_", "explained_variance_", "mean_", "noise_variance_")
 
 
-class PCA:
+class PCA(ParamsMixin):
     """Principal component analysis.
 
     Parameters
@@ -73,12 +74,12 @@ class PCA:
         self.n_iter = n_iter
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any) -> PCA:
-        """Fit the model to X (n_samples, n_features); returns self."""
+    def fit(self, X: Any, y: Any = None) -> PCA:
+        """Fit the model to X (n_samples, n_features); returns self (``y`` is ignored)."""
         self._fit(X)
         return self
 
-    def fit_transform(self, X: Any) -> Any:
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
         """Fit, then return the codes of X, shape (n_samples, n_components_)."""
         Xt, kind = self._fit(X)
         return to_input_kind(self._encode(Xt), kind)
@@ -283,7 +284,10 @@ class PCA:
 
     def score_samples(self, X: Any) -> Any:
         """Log-likelihood of each sample under probabilistic PCA, shape (n,), in nats."""
-        X, kind = self._checked(X, "score_samples")
+        return self._score_samples(X, "score_samples")
+
+    def _score_samples(self, X: Any, method: str) -> Any:
+        X, kind = self._checked(X, method)
         if self.noise_variance_ <= 0 and self.n_components_ < self.n_features_in_:
             raise ValueError(
                 "the probabilistic PCA covariance is singular (noise_variance_=0); fit with "
@@ -301,7 +305,7 @@ class PCA:
 
     def score(self, X: Any) -> float:
         """Average log-likelihood of the samples in X (nats)."""
-        return float(torch.as_tensor(self.score_samples(X)).mean())
+        return float(torch.as_tensor(self._score_samples(X, "score")).mean())
 
 
 def _use_numpy(X: torch.Tensor) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -152,8 +153,13 @@ class Trainer:
                     check_finite(t, name=name if len(tensors) == 1 else f"{name}[{i}]")
             moved = tuple(t.to(self.device) for t in tensors)
             return moved[0] if isinstance(data, torch.Tensor) else moved
-        if isinstance(data, Iterable):
+        if isinstance(data, Iterable) and not isinstance(data, (str, bytes, np.ndarray)):
             return data
+        if isinstance(data, np.ndarray):
+            raise TypeError(
+                f"{name} is a NumPy array; convert it with torch.from_numpy({name}) or "
+                f"torch.as_tensor({name}, dtype=torch.float32)."
+            )
         raise TypeError(
             f"{name} must be a tensor, a tuple of tensors or an iterable of batches "
             f"(e.g. a DataLoader), got {type(data).__name__}."

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from companion._validation import check_finite, check_positive_int
+from companion._validation import check_model_input, check_positive_int
 from companion.likelihoods import (
     LOG_2PI,
     bernoulli_log_prob,
@@ -132,29 +132,13 @@ class VAE(nn.Module):
 
     # ------------------------------------------------------------ checks
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        """Flatten images to rows (B, D); check width, dtype, finiteness and range."""
-        name = type(self).__name__
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} expects a torch tensor, got {type(x).__name__}.")
-        if x.ndim > 2:
-            x = x.reshape(x.shape[0], -1)
-        if x.ndim != 2 or (self.input_dim is not None and x.shape[1] != self.input_dim):
-            width = self.input_dim if self.input_dim is not None else "D"
-            raise ValueError(
-                f"{name} expects inputs of shape (batch, {width}) or images with {width} "
-                f"pixels, got shape {tuple(x.shape)}; reshape the data or build the model "
-                f"with input_dim={x.shape[-1] if x.ndim else 1}."
-            )
-        if not x.is_floating_point():
-            raise TypeError(
-                f"{name} expects float inputs, got {x.dtype}; scale them with to_float."
-            )
-        if x.numel() == 0:
+        """Flatten images to rows (B, D); check width, dtype, device, finiteness and range."""
+        like = next(self.parameters(), None)
+        x = check_model_input(x, self.input_dim, name=type(self).__name__, like=like)
+        if x.numel() == 0 or self.likelihood == "gaussian":
             return x
-        lo, hi = (float(v) for v in torch.aminmax(x))  # NaN propagates into both
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            check_finite(x, name=f"the {name} input")
-        if self.likelihood != "gaussian" and (lo < 0 or hi > 1):
+        lo, hi = (float(v) for v in torch.aminmax(x))
+        if lo < 0 or hi > 1:
             raise ValueError(
                 f"likelihood={self.likelihood!r} needs inputs in [0, 1], got values in "
                 f"[{lo:.3g}, {hi:.3g}]; scale the data with to_float, or use "

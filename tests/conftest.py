@@ -1,4 +1,4 @@
-"""Shared fixtures: a local HTTP server and small IDX data sets made on the fly."""
+"""Shared fixtures: a local HTTP server, small IDX data sets made on the fly, and devices."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import gzip
 import hashlib
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from companion.data import DatasetSpec, IdxFile
+from companion.device import available_devices
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -66,6 +69,12 @@ class TinyDataset:
         return folder
 
 
+@pytest.fixture(params=available_devices())
+def device(request) -> torch.device:
+    """Every device torch reports here: the CPU always, CUDA and MPS when present."""
+    return torch.device(request.param)
+
+
 @pytest.fixture
 def tiny() -> TinyDataset:
     return TinyDataset()
@@ -100,7 +109,42 @@ def http_server(tmp_path):
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def slow_http_server(tmp_path):
+    """Like ``http_server``, but every file trickles out in 8 pieces over about 0.4 s,
+    so that concurrent downloads overlap; yields (folder, base_url, hits)."""
+    folder = tmp_path / "served-slowly"
+    folder.mkdir()
+    hits: list[str] = []
+
+    class Handler(_QuietHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            path = folder / self.path.lstrip("/")
+            if not path.is_file():
+                self.send_error(404)
+                return
+            body = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            step = max(1, len(body) // 8)
+            for start in range(0, len(body), step):
+                self.wfile.write(body[start : start + step])
+                self.wfile.flush()
+                time.sleep(0.05)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield folder, f"http://127.0.0.1:{server.server_address[1]}/", hits

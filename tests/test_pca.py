@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.decomposition import PCA as SkPCA
 
-from companion.device import available_devices
 from companion.errors import NotFittedError
 from companion.linalg import principal_angles
 from companion.pca import PCA
@@ -234,13 +233,12 @@ def test_float32_data_far_from_the_origin_stays_accurate():
     np.testing.assert_allclose(ours.components_.double().numpy(), ref.components_, atol=1e-3)
 
 
-@pytest.mark.parametrize("device", available_devices())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_computes_on_the_input_device_and_dtype(device, dtype):
     X = torch.as_tensor(low_rank(500, 12, 12, seed=6), dtype=dtype, device=device)
     pca = PCA(4, whiten=True).fit(X)
     for value in (pca.components_, pca.mean_, pca.explained_variance_, pca.transform(X)):
-        assert value.device.type == device and value.dtype == dtype
+        assert value.device.type == device.type and value.dtype == dtype
     ref = SkPCA(4).fit(X.double().cpu().numpy())
     rtol = 1e-4 if dtype == torch.float32 else 1e-10
     np.testing.assert_allclose(

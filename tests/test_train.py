@@ -38,7 +38,8 @@ def make_trainer(epochs=6, **kwargs):
     torch.manual_seed(123)
     model = NoisyRegressor()
     kwargs.setdefault("progress", False)
-    return Trainer(model, epochs=epochs, batch_size=32, lr=1e-2, device="cpu", **kwargs)
+    kwargs.setdefault("device", "cpu")
+    return Trainer(model, epochs=epochs, batch_size=32, lr=1e-2, **kwargs)
 
 
 def test_loss_decreases_below_the_constant_baseline():
@@ -59,11 +60,11 @@ def test_validation_history_and_parts():
     assert len(history["val_loss"]) == 3
 
 
-def test_same_seed_same_run_other_seed_other_run():
+def test_same_seed_same_run_other_seed_other_run(device):
     x, y = regression_data()
-    a = make_trainer(seed=7).fit((x, y))
-    b = make_trainer(seed=7).fit((x, y))
-    c = make_trainer(seed=8).fit((x, y))
+    a = make_trainer(seed=7, device=device).fit((x, y))
+    b = make_trainer(seed=7, device=device).fit((x, y))
+    c = make_trainer(seed=8, device=device).fit((x, y))
     assert a["loss"] == b["loss"]
     assert a["loss"] != c["loss"]
 
@@ -121,7 +122,7 @@ def test_nan_loss_names_epoch_and_batch():
         trainer.fit((x, y))
 
 
-def test_nan_in_data_is_caught_before_training():
+def test_nan_in_data_is_caught_before_training(device):
     x, y = regression_data()
     x[17, 2] = float("nan")
     with pytest.raises(
@@ -129,7 +130,7 @@ def test_nan_in_data_is_caught_before_training():
         match=r"train_data\[0\] contains 1 non-finite value "
         r"\(first: nan at index \[17, 2\]\)",
     ):
-        make_trainer().fit((x, y))
+        make_trainer().fit((x.to(device), y.to(device)))
 
 
 def test_model_without_loss_is_refused():
