@@ -7,19 +7,20 @@ PY := $(VENV)/bin/python
 CONSTRAINTS := ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint format data bench timing clean help
+.PHONY: book test lint format data bench timing clean help student
 
 help:
 	@echo "make book   build the executed book into _build/html (warnings are errors)"
 	@echo "make test   lint, unit and property tests, and every notebook in fast mode"
 	@echo "make bench  run the benchmarks and write benchmarks/results/"
 	@echo "make timing execute every notebook (full and fast) and report the times"
+	@echo "make student build the student edition (no solutions) into _build/student"
 	@echo "make clean  remove _build"
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check \
-		-c $(CONSTRAINTS) -e ".[test,book]"
+		-c $(CONSTRAINTS) -e ".[test,book,instructor]"
 	touch $@
 
 # Fashion-MNIST: found on disk, else (as root on Debian) the dataset-fashion-mnist
@@ -55,7 +56,23 @@ _build/.companion-stamp: $(wildcard companion/*.py)
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
-book: data _build/.companion-stamp
+# MathJax 3 from the npm registry into _build/mathjax-static, served by
+# book/_ext/local_mathjax.py so math renders offline; without it the pages use
+# the CDN. `make book` tries it and goes on (with the CDN) when offline.
+.PHONY: mathjax mathjax-if-online browser
+mathjax: $(STAMP)
+	$(PY) scripts/fetch_mathjax.py
+
+mathjax-if-online: $(STAMP)
+	@$(PY) scripts/fetch_mathjax.py --soft
+
+# Every page of the built book in headless Chromium (needs /usr/bin/chromium and
+# playwright); BROWSER_ARGS passes options, e.g. for the student edition
+# BROWSER_ARGS="--site _build/student/html --book _build/student/source --student".
+browser: $(STAMP)
+	$(PY) scripts/browser_check.py $(BROWSER_ARGS)
+
+book: data _build/.companion-stamp mathjax-if-online
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 bench: data
@@ -64,6 +81,12 @@ bench: data
 
 timing: data
 	$(PY) benchmarks/notebooks.py $(if $(TIMING_OUT),--out $(TIMING_OUT),)
+
+# The student edition: stripped notebooks in _build/student/source, HTML without
+# execution in _build/student/html; then the whole build is searched for solutions.
+student: $(STAMP)
+	$(PY) scripts/student_edition.py --out _build/student
+	STUDENT_EDITION_DIR=_build/student $(PY) -m pytest -q tests/test_student_edition.py
 
 clean:
 	rm -rf _build

@@ -1,13 +1,16 @@
 """The first cell of every notebook: install the companion package on Colab only.
 
 Usage: ``python scripts/install_cell.py`` rewrites that cell in every notebook
-under book/ from the repository URL in _config.yml (the one place it is kept);
+under book/ from the repository URL in _config.yml (the one place it is kept)
+and the package version in companion/__init__.py: Colab installs the companion
+from the tag ``v<version>``, the release the book was built with;
 ``--check`` only reports notebooks that differ (tests run this check).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from pathlib import Path
 
@@ -24,15 +27,32 @@ def repository_url(root: Path = ROOT) -> str:
     return config["repository"]["url"]
 
 
-def install_cell_source(url: str) -> str:
-    """Source of the install cell for the repository at ``url``."""
+def package_version(root: Path = ROOT) -> str:
+    """``companion.__version__``, read from companion/__init__.py without importing it."""
+    tree = ast.parse((root / "companion" / "__init__.py").read_text())
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(getattr(t, "id", None) == "__version__" for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+        ):
+            return node.value.value
+    raise ValueError("companion/__init__.py defines no __version__ = '...' string")
+
+
+def install_cell_source(url: str, version: str | None = None) -> str:
+    """Source of the install cell: the companion at tag ``v<version>`` of the repository ``url``.
+
+    ``version`` defaults to the package's own (``package_version()``).
+    """
+    version = package_version() if version is None else version
     return f"""{MARKER} (does nothing outside Colab).
 import importlib.util
 import subprocess
 import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("companion") is None:
-    package = "git+{url}"
+    package = "git+{url}@v{version}"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)"""
 
 

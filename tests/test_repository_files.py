@@ -77,7 +77,7 @@ def test_install_cell_installs_on_colab_only(monkeypatch):
     assert len(calls) == 1
     command = calls[0][0][0]
     assert command[:4] == [sys.executable, "-m", "pip", "install"]
-    assert command[-1] == f"git+{CONFIG['repository']['url']}"
+    assert command[-1] == f"git+{CONFIG['repository']['url']}@v{install_cell.package_version()}"
     assert run_install_cell(monkeypatch, in_colab=False, installed=False) == []
     assert run_install_cell(monkeypatch, in_colab=True, installed=True) == []
 
