@@ -27,7 +27,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from companion._validation import check_finite, check_positive_int
+from companion._validation import check_model_input, check_positive_int
 from companion.gan_layers import VirtualBatchNorm, update_reference
 from companion.module_widths import input_width
 
@@ -154,14 +154,12 @@ class GAN(nn.Module):
 
     def _data(self, batch) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            kind = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-            raise TypeError(
-                f"GAN expects a float tensor batch, got {kind}; scale it with to_float."
+        if isinstance(x, torch.Tensor) and (x.ndim == 0 or x.shape[0] < 1):
+            raise ValueError(
+                f"GAN got a batch of shape {tuple(x.shape)}; give at least one example."
             )
-        if x.shape[0] < 1:
-            raise ValueError("GAN got an empty batch; give at least one example.")
-        check_finite(x, name="the GAN's data batch")
+        like = next(self.discriminator.parameters(), None)
+        check_model_input(x, None, name="GAN", like=like)  # type, dtype, device, NaN/inf
         return x
 
     def _noise(self, n: int, like: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Building blocks for GANs: MLPs for 2-D data, minibatch features, virtual BN, DCGAN for 28×28.
+"""Building blocks for GANs: MLPs for 2-D data, minibatch features and virtual BN.
 
 * :class:`MLPGenerator`, :class:`MLPDiscriminator`: small fully connected
   nets for the 2-D mixtures of :mod:`companion.synthetic`.
@@ -9,11 +9,8 @@
 * :class:`VirtualBatchNorm` (Salimans et al., 2016): batch normalisation
   with the statistics of a fixed reference batch, so that an example's
   output does not depend on the other examples of its batch.
-* :class:`DCGANGenerator`, :class:`DCGANDiscriminator`: the DCGAN rules
-  (Radford et al., 2016) for 28×28 images: strided (transposed)
-  convolutions instead of pooling, batch norm except at the generator's
-  output and the discriminator's input, ReLU in the generator (tanh at the
-  output), LeakyReLU(0.2) in the discriminator, weights drawn from N(0, 0.02²).
+
+The convolutional DCGAN players are in :mod:`companion.dcgan`.
 """
 
 from __future__ import annotations
@@ -218,65 +215,3 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
-
-
-def dcgan_init(module: nn.Module) -> None:
-    """DCGAN initialisation: conv weights ~ N(0, 0.02²), BN scales ~ N(1, 0.02²), biases 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
-
-
-class DCGANGenerator(nn.Module):
-    """z (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1] (tanh), DCGAN rules.
-
-    latent (1×1) -> 2c×7×7 -> c×14×14 -> 1×28×28 by transposed convolutions;
-    BN + ReLU after every layer but the last. Train on images scaled to [-1, 1].
-    """
-
-    def __init__(self, latent_dim: int = 100, channels: int = 64):
-        super().__init__()
-        self.latent_dim = check_positive_int(latent_dim, name="latent_dim")
-        c = check_positive_int(channels, name="channels")
-        self.net = nn.Sequential(
-            nn.Unflatten(1, (latent_dim, 1, 1)),
-            nn.ConvTranspose2d(latent_dim, 2 * c, 7, 1, 0, bias=False),  # (2c, 7, 7)
-            nn.BatchNorm2d(2 * c), nn.ReLU(),
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False),  # (c, 14, 14)
-            nn.BatchNorm2d(c), nn.ReLU(),
-            nn.ConvTranspose2d(c, 1, 4, 2, 1),  # (1, 28, 28)
-            nn.Tanh(),
-        )  # fmt: skip
-        dcgan_init(self)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
-
-
-class DCGANDiscriminator(nn.Module):
-    """Images (B, 1, 28, 28) or rows (B, 784) -> logits (B,), DCGAN rules.
-
-    Strided convolutions 28 -> 14 -> 7, LeakyReLU(0.2), BN on every layer but
-    the first; a 7×7 convolution to one logit.
-    """
-
-    def __init__(self, channels: int = 64):
-        super().__init__()
-        c = check_positive_int(channels, name="channels")
-        self.net = nn.Sequential(
-            nn.Conv2d(1, c, 4, 2, 1), nn.LeakyReLU(0.2),  # (c, 14, 14), no BN on the input layer
-            nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False),  # (2c, 7, 7)
-            nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * c, 1, 7, 1, 0),  # (1, 1, 1)
-        )  # fmt: skip
-        dcgan_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 2:
-            x = x.view(-1, 1, 28, 28)
-        return self.net(x).flatten()

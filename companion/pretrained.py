@@ -7,19 +7,26 @@ from importlib import resources
 import torch
 
 from companion.autoencoders import Autoencoder
+from companion.dcgan import DCGANGenerator
 from companion.vae import VAE
 
 DEEP_AUTOENCODER_DIMS = [784, 1000, 500, 250, 30]
 VAE_HIDDEN = (512, 256)
 VAE_LATENT = 32
+DCGAN_LATENT = 100
+DCGAN_CHANNELS = 32
 
 
-def _load_state(filename: str, script: str) -> dict[str, torch.Tensor]:
+def _load_file(filename: str, script: str) -> dict:
     path = resources.files("companion") / "weights" / filename
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; create it with `python scripts/{script}`.")
     with resources.as_file(path) as local:
-        state = torch.load(local, map_location="cpu", weights_only=True)
+        return torch.load(local, map_location="cpu", weights_only=True)
+
+
+def _load_state(filename: str, script: str) -> dict[str, torch.Tensor]:
+    state = _load_file(filename, script)
     return {key: value.float() for key, value in state.items()}
 
 
@@ -45,3 +52,18 @@ def load_vae() -> VAE:
     model = VAE.mlp(784, VAE_HIDDEN, VAE_LATENT, likelihood="bernoulli")
     model.load_state_dict(_load_state("vae_fashion_mnist.pt", "train_vae.py"))
     return model.eval()
+
+
+def load_dcgan() -> tuple[DCGANGenerator, torch.Tensor]:
+    """The DCGAN generator trained on Fashion-MNIST, and its samples over training.
+
+    Produced by ``python scripts/train_dcgan.py`` (the command, the Fréchet
+    distance after every epoch and the training speed are in
+    ``benchmarks/results/dcgan_training.json``). Returns the generator
+    (float32, eval mode, images in [-1, 1]) and the samples it drew at 16 fixed
+    codes after every epoch, uint8 of shape (epochs, 16, 1, 28, 28).
+    """
+    saved = _load_file("dcgan_fashion_mnist.pt", "train_dcgan.py")
+    generator = DCGANGenerator(DCGAN_LATENT, DCGAN_CHANNELS)
+    generator.load_state_dict({k: v.float() for k, v in saved["generator"].items()})
+    return generator.eval(), saved["snapshots"]

@@ -9,10 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from companion.dcgan import DCGANDiscriminator, DCGANGenerator
 from companion.gan import GAN, discriminator_loss, generator_loss
 from companion.gan_layers import (
-    DCGANDiscriminator,
-    DCGANGenerator,
     MinibatchDiscrimination,
     MinibatchStdDev,
     MLPDiscriminator,
@@ -238,6 +237,37 @@ def test_dcgan_shapes_and_initialisation():
     assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in disc.modules())
 
 
+def test_dcgan_64_by_64_colour_option():
+    gen = DCGANGenerator(latent_dim=8, channels=4, image_size=64, image_channels=3)
+    disc = DCGANDiscriminator(channels=4, image_size=64, image_channels=3)
+    images = gen(torch.randn(3, 8))
+    assert images.shape == (3, 3, 64, 64)
+    assert disc(images).shape == (3,)
+    # the 64×64 layout has four BN layers in G (4×4 ... 32×32) and three in D
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in gen.modules()) == 4
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in disc.modules()) == 3
+
+
+def test_dcgan_with_virtual_bn_is_batch_independent_inside_a_gan():
+    seed_everything(0)
+    gan = GAN(DCGANGenerator(8, 4, norm="virtual"), DCGANDiscriminator(4))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in gan.generator.modules())
+    z = torch.randn(6, 8)
+    gan.generator.train()
+    alone = gan.generate(z[:1])
+    together = gan.generate(z)[:1]
+    assert torch.allclose(alone, together, atol=1e-6)
+
+
+def test_dcgan_bad_sizes_are_named():
+    with pytest.raises(ValueError, match="image_size=32"):
+        DCGANGenerator(image_size=32)
+    with pytest.raises(ValueError, match=r"\(batch, 1, 28, 28\)"):
+        DCGANDiscriminator(4)(torch.randn(2, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"\(batch, 16\)"):
+        DCGANGenerator(16, 4)(torch.randn(2, 3))
+
+
 # ------------------------------------------------------------------ mode coverage
 def test_mode_coverage_on_hand_built_samples():
     centers = ring_centers(8)
@@ -301,9 +331,9 @@ def test_bad_inputs_are_named():
     opts = gan.configure_optimizers(1e-3)
     x = torch.randn(6, 2)
     x[2, 1] = float("nan")
-    with pytest.raises(ValueError, match=r"data batch contains 1 non-finite value.*index \[2, 1\]"):
+    with pytest.raises(ValueError, match=r"GAN got NaN or inf.*1 non-finite value.*index \[2, 1\]"):
         gan.train_step(x, opts)
-    with pytest.raises(TypeError, match="float tensor batch, got torch.int64"):
+    with pytest.raises(TypeError, match="GAN expects float inputs, got torch.int64.*to_float"):
         gan.train_step(torch.ones(4, 2, dtype=torch.long), opts)
     with pytest.raises(ValueError, match="cannot tell the latent dimension.*latent_dim="):
         GAN(nn.Sequential(nn.ReLU()), MLPDiscriminator(2, (8,)))
