@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from companion.exercises import (
     ExerciseError,
     check_discriminator_loss,
+    check_gaussian_frechet,
     check_js_divergence,
+    check_minibatch_features,
     check_mode_count,
     check_optimal_discriminator,
 )
@@ -106,3 +108,66 @@ def test_mode_count(answer, message, capsys):
     check_mode_count(modes)
     assert "correct" in capsys.readouterr().out
     _rejects(check_mode_count, answer, message)
+
+
+def minibatch_features(M):
+    l1 = torch.cdist(M.transpose(0, 1), M.transpose(0, 1), p=1)  # (K, B, B)
+    return (torch.exp(-l1).sum(2) - 1).T
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda M: minibatch_features(M) + 1, r"included j = i"),
+        (
+            lambda M: torch.exp(-((M[:, None] - M[None, :]) ** 2).sum(-1)).sum(1) - 1,
+            r"L1 distance",
+        ),
+        (lambda M: minibatch_features(M).T, r"one value per example and kernel"),
+        (lambda M: minibatch_features(M) * 0.5, r"off by up to"),
+    ],
+)
+def test_minibatch_features(answer, message, capsys):
+    check_minibatch_features(minibatch_features)
+    assert "correct" in capsys.readouterr().out
+    _rejects(check_minibatch_features, answer, message)
+
+
+def _sqrt_psd(S):
+    values, vectors = torch.linalg.eigh(S)
+    return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+
+
+def frechet(ma, ca, mb, cb):
+    root = _sqrt_psd(ca)
+    return ((ma - mb) ** 2).sum() + torch.trace(ca + cb - 2 * _sqrt_psd(root @ cb @ root))
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda ma, ca, mb, cb: ((ma - mb) ** 2).sum(), r"Only the means count"),
+        (lambda ma, ca, mb, cb: frechet(ma, ca, mb, cb).clamp_min(0).sqrt(), r"squared distance"),
+        (
+            lambda ma, ca, mb, cb: (
+                ((ma - mb) ** 2).sum() + torch.trace(ca + cb - 2 * _sqrt_psd(ca @ cb))
+            ),
+            r"not symmetric",
+        ),
+        (lambda ma, ca, mb, cb: frechet(ma, ca, mb, cb) + 1, r"Check each term"),
+    ],
+)
+def test_gaussian_frechet(answer, message, capsys):
+    check_gaussian_frechet(frechet)
+    assert "correct" in capsys.readouterr().out
+    _rejects(check_gaussian_frechet, answer, message)
+
+
+def test_gaussian_frechet_agrees_with_the_companion():
+    from companion.frechet import frechet_distance_gaussians
+
+    g = torch.Generator().manual_seed(0)
+    A, B = torch.randn(3, 3, generator=g), torch.randn(3, 3, generator=g)
+    args = (torch.randn(3), A @ A.T + torch.eye(3), torch.randn(3), B @ B.T + torch.eye(3))
+    args = tuple(t.double() for t in args)
+    assert abs(float(frechet(*args)) - frechet_distance_gaussians(*args)) < 1e-9

@@ -27,7 +27,9 @@ from companion.exercises.clustering import (
 )
 from companion.exercises.gans import (
     check_discriminator_loss,
+    check_gaussian_frechet,
     check_js_divergence,
+    check_minibatch_features,
     check_mode_count,
     check_optimal_discriminator,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "check_bce_loss",
     "check_discriminator_loss",
     "check_e_step",
+    "check_gaussian_frechet",
     "check_gaussian_kl",
     "check_gaussian_log_likelihood",
     "check_hamming_distances",
@@ -57,6 +60,7 @@ __all__ = [
     "check_kmeans_update",
     "check_linear_autoencoder",
     "check_masking_noise",
+    "check_minibatch_features",
     "check_mode_count",
     "check_optimal_denoiser",
     "check_optimal_discriminator",

@@ -178,3 +178,88 @@ def check_mode_count(fn: Callable[[torch.Tensor, torch.Tensor, float], int]) -> 
             hint = " Assign each sample to its nearest centre, keep those within 3σ, count modes."
         raise ExerciseError(f"your count is {got:g}, expected {expected}.{hint}")
     print(f"check_mode_count: correct ({expected} of 8 modes covered).")
+
+
+def check_minibatch_features(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(M)``: the minibatch-discrimination features of a batch.
+
+    M (B, K, C) holds, for each of B examples, K projected vectors of length C.
+    Return o (B, K) with o[i, b] = Σ_{j ≠ i} exp(−‖M[i, b] − M[j, b]‖₁), the
+    closeness of example i to the rest of its batch under kernel b.
+    """
+    g = _generator(3)
+    M = torch.randn(6, 3, 4, generator=g, dtype=torch.float64) * 0.5
+    M[1] = M[0]  # two identical examples: each contributes exp(0) = 1 to the other
+    got = _as_tensor(fn(M.clone()), "your features")
+    l1 = (M[:, None] - M[None, :]).abs().sum(-1)  # (B, B, K)
+    expected = torch.exp(-l1).sum(1) - 1.0
+    if got.shape != expected.shape:
+        raise ExerciseError(
+            f"your features have shape {tuple(got.shape)}, expected {tuple(expected.shape)}: "
+            "one value per example and kernel, (B, K)."
+        )
+    if not _close(got, expected):
+        error = (got - expected).abs().max().item()
+        if _close(got, expected + 1.0):
+            hint = " You included j = i, which adds exp(0) = 1 to every feature; leave it out."
+        elif _close(got, torch.exp(-((M[:, None] - M[None, :]) ** 2).sum(-1)).sum(1) - 1.0):
+            hint = " Use the L1 distance Σ|·|, not the squared L2 distance."
+        else:
+            hint = " o[i, b] = Σ over j ≠ i of exp(−Σ_c |M[i, b, c] − M[j, b, c]|)."
+        raise ExerciseError(f"your features are off by up to {error:.3g}.{hint}")
+    print("check_minibatch_features: correct, identical examples included.")
+
+
+def check_gaussian_frechet(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], float],
+) -> None:
+    """Check ``fn(mean_a, cov_a, mean_b, cov_b)``: the squared Fréchet distance of two Gaussians.
+
+    means (d,), covariances (d, d), symmetric positive definite. Return
+    ‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2 (Σ_a^½ Σ_b Σ_a^½)^½), one number.
+    """
+    g = _generator(4)
+    d = 4
+    A = torch.randn(d, d, generator=g, dtype=torch.float64)
+    B = torch.randn(d, d, generator=g, dtype=torch.float64)
+    cov_a, cov_b = A @ A.T + 0.1 * torch.eye(d), B @ B.T + 0.1 * torch.eye(d)
+    mean_a = torch.randn(d, generator=g, dtype=torch.float64)
+    mean_b = torch.randn(d, generator=g, dtype=torch.float64)
+
+    def sqrt_psd(S: torch.Tensor) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(S)
+        return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+
+    def reference(ma, ca, mb, cb) -> float:
+        root = sqrt_psd(ca)
+        middle = sqrt_psd(root @ cb @ root)
+        return float((ma - mb).pow(2).sum() + torch.trace(ca + cb - 2 * middle))
+
+    cases = [
+        ("two different Gaussians", (mean_a, cov_a, mean_b, cov_b)),
+        ("a Gaussian and itself", (mean_a, cov_a, mean_a, cov_a)),
+        ("equal covariances", (mean_a, cov_a, mean_b, cov_a)),
+    ]
+    for name, args in cases:
+        got = _scalar(fn(*(t.clone() for t in args)), "your distance")
+        expected = reference(*args)
+        if abs(got - expected) > 1e-6 * (1 + abs(expected)):
+            ma, ca, mb, cb = args
+            mean_term = float((ma - mb).pow(2).sum())
+            if abs(got - mean_term) < 1e-6 * (1 + abs(mean_term)) and name != "equal covariances":
+                hint = " Only the means count in your answer; add the covariance term."
+            elif abs(got - expected**0.5) < 1e-6 * (1 + expected):
+                hint = " Return the squared distance (no final square root), as FID does."
+            elif (
+                abs(got - (mean_term + float(torch.trace(ca + cb - 2 * sqrt_psd(ca @ cb))))) < 1e-3
+            ):
+                hint = (
+                    " Σ_a Σ_b is not symmetric, so an eigh-based square root of it is wrong; "
+                    "use (Σ_a^½ Σ_b Σ_a^½)^½, which has the same trace as (Σ_a Σ_b)^½."
+                )
+            else:
+                hint = " Check each term: the squared mean difference, then the trace term."
+            raise ExerciseError(
+                f"for {name} your distance is {got:.6g}, expected {expected:.6g}.{hint}"
+            )
+    print("check_gaussian_frechet: correct, including a Gaussian against itself (0).")
