@@ -11,9 +11,10 @@ Sizes, with c = ``channels``:
 * 28×28: z -> 2c×7×7 -> c×14×14 -> image; the discriminator mirrors it.
 * 64×64 (the paper's size): z -> 8c×4×4 -> 4c×8×8 -> 2c×16×16 -> c×32×32 -> image.
 
-The generator's ``norm="virtual"`` swaps batch norm for
-:class:`~companion.gan_layers.VirtualBatchNorm` (its reference batch is
-handled by :class:`~companion.gan.GAN`).
+The generator's ``norm="reference"`` or ``norm="virtual"`` swaps batch norm
+for :class:`~companion.gan_layers.VirtualBatchNorm` without or with the
+example mixed into the reference statistics (the reference batch is handled by
+:class:`~companion.gan.GAN`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from companion._validation import check_positive_int
 from companion.gan_layers import VirtualBatchNorm
 
 IMAGE_SIZES = (28, 64)
-GENERATOR_NORMS = ("batch", "virtual")
+GENERATOR_NORMS = ("batch", "reference", "virtual")
 
 # image size -> (side of the first feature map, channel multipliers from the
 # generator's first feature map down to its last one)
@@ -64,8 +65,9 @@ class DCGANGenerator(nn.Module):
     image_size : {28, 64}
     image_channels : int
         1 for grey images, 3 for colour.
-    norm : {"batch", "virtual"}
-        Batch norm, or virtual batch norm with a fixed reference batch.
+    norm : {"batch", "reference", "virtual"}
+        Batch norm; reference batch norm (statistics of a fixed reference
+        batch); virtual batch norm (reference batch plus the example).
     """
 
     def __init__(
@@ -85,7 +87,12 @@ class DCGANGenerator(nn.Module):
         self.image_channels = check_positive_int(image_channels, name="image_channels")
         side, multipliers = _layout(image_size)
         self.image_size = image_size
-        Norm = nn.BatchNorm2d if norm == "batch" else VirtualBatchNorm
+
+        def Norm(width: int) -> nn.Module:
+            if norm == "batch":
+                return nn.BatchNorm2d(width)
+            return VirtualBatchNorm(width, include_example=norm == "virtual")
+
         widths = [m * c for m in multipliers]
         layers: list[nn.Module] = [
             nn.Unflatten(1, (latent_dim, 1, 1)),

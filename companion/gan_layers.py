@@ -23,7 +23,7 @@ from torch import nn
 from companion._validation import check_positive_int
 
 MINIBATCH_FEATURES = (None, "stddev", "discrimination")
-NORMS = (None, "batch", "virtual")
+NORMS = (None, "batch", "reference", "virtual")
 
 
 class MinibatchStdDev(nn.Module):
@@ -76,17 +76,24 @@ class VirtualBatchNorm(nn.Module):
 
     Call :func:`update_reference` with the network and a fixed reference input
     (chosen once, at the start of training): every ``VirtualBatchNorm`` in the
-    network records the mean and variance of its input on that batch. Later
-    calls normalise with those statistics only, so an example's output does not
-    depend on the rest of its batch. Simplifications: the reference statistics
-    are detached (no gradient through them) and the example itself is not mixed
-    into them, as the paper's 1/(N+1) weighting does.
+    network records the mean and variance of its input on that batch (N
+    examples). Later calls normalise each example with
+
+    * ``include_example=False`` (reference batch norm): those statistics only;
+    * ``include_example=True`` (virtual batch norm): the statistics of the
+      reference batch plus the example itself, weights N/(N+1) and 1/(N+1)
+      (first and second moments; over the spatial positions for images).
+
+    Either way an example's output does not depend on the rest of its batch.
+    Simplification: the reference statistics are detached (no gradient
+    through them).
 
     (B, F) or (B, C, H, W) -> same shape; F or C = ``num_features``.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5):
+    def __init__(self, num_features: int, eps: float = 1e-5, *, include_example: bool = False):
         super().__init__()
+        self.include_example = bool(include_example)
         self.num_features = check_positive_int(num_features, name="num_features")
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(num_features))
@@ -94,6 +101,7 @@ class VirtualBatchNorm(nn.Module):
         self.register_buffer("reference_mean", torch.zeros(num_features))
         self.register_buffer("reference_var", torch.ones(num_features))
         self.register_buffer("has_reference", torch.tensor(False))
+        self.register_buffer("reference_size", torch.tensor(0))
         self.recording = False
 
     def _shape(self, x: torch.Tensor) -> tuple[int, ...]:
@@ -110,14 +118,23 @@ class VirtualBatchNorm(nn.Module):
             dims = [0] if x.ndim == 2 else [0, 2, 3]
             self.reference_mean.copy_(x.detach().mean(dims))
             self.reference_var.copy_(x.detach().var(dims, unbiased=False))
+            self.reference_size.fill_(x.shape[0])
             self.has_reference.fill_(True)
         elif not bool(self.has_reference):
             raise RuntimeError(
                 "VirtualBatchNorm has no reference statistics yet; call "
                 "update_reference(network, reference_input) once before using the network."
             )
-        scale = (self.reference_var + self.eps).rsqrt()
-        x_hat = (x - self.reference_mean.view(shape)) * scale.view(shape)
+        mean, var = self.reference_mean.view(shape), self.reference_var.view(shape)
+        if self.include_example:
+            w = 1.0 / (float(self.reference_size) + 1.0)
+            spatial = [] if x.ndim == 2 else [2, 3]
+            own_mean = x.mean(spatial, keepdim=True) if spatial else x
+            own_square = (x * x).mean(spatial, keepdim=True) if spatial else x * x
+            mixed_mean = (1 - w) * mean + w * own_mean
+            mixed_square = (1 - w) * (var + mean * mean) + w * own_square
+            mean, var = mixed_mean, (mixed_square - mixed_mean * mixed_mean).clamp_min(0)
+        x_hat = (x - mean) * (var + self.eps).rsqrt()
         return x_hat * self.weight.view(shape) + self.bias.view(shape)
 
 
@@ -148,8 +165,9 @@ def _widths(hidden: Sequence[int], name: str) -> list[int]:
 class MLPGenerator(nn.Sequential):
     """z (B, latent_dim) -> x (B, out_dim): ReLU hidden layers, linear output.
 
-    ``norm``: None, "batch" or "virtual" (then call :func:`update_reference`
-    before use; :class:`~companion.gan.GAN` does it for you).
+    ``norm``: None, "batch", "reference" (reference batch norm) or "virtual"
+    (virtual batch norm); for the last two call :func:`update_reference`
+    before use (:class:`~companion.gan.GAN` does it for you).
     """
 
     def __init__(
@@ -170,8 +188,8 @@ class MLPGenerator(nn.Sequential):
             layers.append(nn.Linear(width, h))
             if norm == "batch":
                 layers.append(nn.BatchNorm1d(h))
-            elif norm == "virtual":
-                layers.append(VirtualBatchNorm(h))
+            elif norm in ("reference", "virtual"):
+                layers.append(VirtualBatchNorm(h, include_example=norm == "virtual"))
             layers.append(nn.ReLU())
             width = h
         layers.append(nn.Linear(width, out_dim))

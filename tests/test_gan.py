@@ -181,6 +181,23 @@ def test_virtual_batch_norm_uses_only_reference_statistics():
     assert not torch.allclose(bn(x), (vbn(x) - vbn.bias) / vbn.weight, atol=1e-2)
 
 
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5, 5)])
+def test_virtual_batch_norm_mixes_each_example_into_the_reference(shape):
+    torch.manual_seed(1)
+    vbn = VirtualBatchNorm(3, include_example=True)
+    reference = 2 + 3 * torch.randn(10, *shape[1:])
+    update_reference(vbn, reference)
+    x = 5 + 10 * torch.randn(*shape)
+    out = vbn(x)
+    dims = [0] if len(shape) == 2 else [0, 2, 3]
+    for i in range(shape[0]):  # closed form: statistics of the reference batch plus example i
+        both = torch.cat([reference, x[i : i + 1]])
+        mean, var = both.mean(dims, keepdim=True), both.var(dims, unbiased=False, keepdim=True)
+        expected = (x[i : i + 1] - mean) / (var + vbn.eps).sqrt()
+        torch.testing.assert_close(out[i : i + 1], expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(vbn(x[:1]), out[:1])  # independent of the rest of the batch
+
+
 def test_virtual_bn_generator_in_a_gan_is_batch_independent():
     torch.manual_seed(0)
     gan = GAN(MLPGenerator(2, 2, (16, 16), norm="virtual"), MLPDiscriminator(2, (16,)))
