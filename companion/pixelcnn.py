@@ -1,0 +1,206 @@
+"""PixelCNN for binary single-channel images (van den Oord et al., 2016).
+
+Pixels are generated in raster order, row by row and left to right within a
+row. A convolution whose kernel is zero below its centre row and right of
+its centre keeps that order: the first layer (mask type A) also zeroes the
+centre, so output (r, c) never sees input (r, c); later layers (type B) keep
+the centre, since their input at (r, c) already depends only on earlier
+pixels. The last 1×1 convolution gives the Bernoulli logit of each pixel
+given all pixels before it, so
+
+    log p(x) = Σ_(r, c) log Bernoulli(x_rc; σ(η_rc(x_<rc)))
+
+is exact and takes one pass; sampling takes one pass per pixel. (The plain
+PixelCNN has a blind spot: part of the region above and to the right is
+never seen. The gated PixelCNN removes it; this one is the simpler model.)
+Dilated 3×3 convolutions in the residual blocks widen how far up the image
+each logit can look without adding cost; the mask is the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from companion._validation import check_positive_int
+from companion.autoregressive import (
+    RecordedArchitecture,
+    bernoulli_log_likelihood,
+    check_binary,
+    draw_bernoulli,
+)
+from companion.pretrained import _load_state  # the shared loader of shipped weights
+
+WEIGHTS_FILE = "pixelcnn_fashion_mnist.pt"
+PIXELCNN_CHANNELS = 64
+PIXELCNN_BLOCKS = 5
+PIXELCNN_DILATIONS = (1, 2, 4, 8, 1)
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A 'same' convolution with an odd square kernel masked for raster order.
+
+    mask_type ``"A"``: rows above the centre and the pixels left of it;
+    ``"B"``: the same plus the centre. Single-channel images only, so there
+    is no masking between colour channels.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str,
+        dilation: int = 1,
+    ):  # fmt: skip
+        if mask_type not in ("A", "B"):
+            raise ValueError(f"mask_type={mask_type!r} must be 'A' (first layer) or 'B'.")
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size={kernel_size} must be odd, e.g. 7 or 3.")
+        padding = dilation * (kernel_size // 2)
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation)
+        centre = kernel_size // 2
+        mask = torch.ones(1, 1, kernel_size, kernel_size)
+        mask[..., centre, centre + (mask_type == "B") :] = 0  # the centre row, right part
+        mask[..., centre + 1 :, :] = 0  # every row below
+        self.mask_type = mask_type
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(
+            x, self.weight * self.mask, self.bias, padding=self.padding, dilation=self.dilation
+        )
+
+
+class ResidualBlock(nn.Module):
+    """ReLU, 1×1 (c → c/2), ReLU, masked 3×3 type B (c/2 → c/2), ReLU, 1×1 (c/2 → c), plus x.
+
+    A dilated 3×3 reaches ``dilation`` pixels away at the same cost.
+    """
+
+    def __init__(self, channels: int, dilation: int = 1):
+        super().__init__()
+        half = max(1, channels // 2)
+        self.net = nn.Sequential(
+            nn.ReLU(), nn.Conv2d(channels, half, 1),
+            nn.ReLU(), MaskedConv2d(half, half, 3, "B", dilation),
+            nn.ReLU(), nn.Conv2d(half, channels, 1),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class PixelCNN(RecordedArchitecture):
+    """An autoregressive model of binary (1, H, W) images with masked convolutions.
+
+    Parameters
+    ----------
+    channels : int
+        Width of the residual stream.
+    n_blocks : int
+        Residual blocks after the 7×7 type-A layer.
+    dilations : sequence of int, optional
+        Dilation of each block's 3×3 convolution (``n_blocks`` values; all 1
+        by default). Growing dilations let the last layer see far more rows
+        above it at the same cost (a 7×7 then five plain 3×3 layers see 8
+        rows up; dilations 1, 2, 4, 8, 1 see 19).
+    image_shape : (int, int)
+        (H, W); inputs may be (N, 1, H, W), (N, H, W) or rows (N, H·W).
+    """
+
+    def __init__(
+        self,
+        channels: int = PIXELCNN_CHANNELS,
+        n_blocks: int = PIXELCNN_BLOCKS,
+        *,
+        dilations: Sequence[int] | None = None,
+        image_shape: tuple[int, int] = (28, 28),
+    ):
+        super().__init__()
+        self.channels = check_positive_int(channels, name="channels")
+        self.n_blocks = check_positive_int(n_blocks, name="n_blocks", minimum=0)
+        dilations = (1,) * n_blocks if dilations is None else tuple(dilations)
+        if len(dilations) != n_blocks:
+            raise ValueError(
+                f"dilations={dilations} has {len(dilations)} values for n_blocks={n_blocks}; "
+                "give one per block."
+            )
+        self.dilations = tuple(check_positive_int(d, name="dilation") for d in dilations)
+        self._record(torch.tensor(self.dilations or (0,)))
+        self.image_shape = tuple(check_positive_int(s, name="image side") for s in image_shape)
+        if len(self.image_shape) != 2:
+            raise ValueError(f"image_shape={image_shape} must be (height, width).")
+        self.net = nn.Sequential(
+            MaskedConv2d(1, channels, 7, "A"),                       # (c, H, W)
+            *(ResidualBlock(channels, d) for d in self.dilations),   # (c, H, W)
+            nn.ReLU(), nn.Conv2d(channels, channels, 1),
+            nn.ReLU(), nn.Conv2d(channels, 1, 1),                    # (1, H, W) logits
+        )  # fmt: skip
+
+    @property
+    def input_dim(self) -> int:
+        """Pixels per image, H·W."""
+        return self.image_shape[0] * self.image_shape[1]
+
+    def _images(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W), (N, H, W) or (N, H·W) -> (N, 1, H, W) in the model's dtype."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"PixelCNN expects a torch tensor, got {type(x).__name__}.")
+        H, W = self.image_shape
+        if x.ndim < 2 or math.prod(x.shape[1:]) != H * W or (x.ndim == 4 and x.shape[1] != 1):
+            raise ValueError(
+                f"PixelCNN with image_shape=({H}, {W}) expects (N, 1, {H}, {W}), (N, {H}, {W}) "
+                f"or (N, {H * W}), got shape {tuple(x.shape)}; reshape the images or build "
+                "PixelCNN(image_shape=...) to match."
+            )
+        return x.reshape(x.shape[0], 1, H, W).to(self.net[0].weight.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of p(x_rc = 1 | pixels before (r, c)), (N, 1, H, W)."""
+        return self.net(self._images(x))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) per image, (N,), nats; ``x`` binary."""
+        checked = self._images(x)  # type and shape
+        check_binary(x, name="PixelCNN.log_prob")  # values, reported at the caller's indices
+        x = checked
+        return bernoulli_log_likelihood(self.net(x), x)
+
+    def loss(self, batch) -> dict[str, torch.Tensor]:
+        """Mean negative log-likelihood of a batch in nats, and in bits per pixel."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        checked = self._images(x)  # type and shape
+        check_binary(x, name="PixelCNN.loss")  # values, reported at the caller's indices
+        x = checked
+        nll = -bernoulli_log_likelihood(self.net(x), x).mean()
+        return {"loss": nll, "bits_per_dim": nll.detach() / (self.input_dim * math.log(2))}
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n binary images (n, 1, H, W), one pixel at a time in raster order.
+
+        Logits of row r depend on rows ≤ r only, so each pass runs on the
+        rows drawn so far (about half the cost of whole images).
+        """
+        n = check_positive_int(n, name="n")
+        H, W = self.image_shape
+        ref = self.net[0].weight
+        x = torch.zeros(n, 1, H, W, dtype=ref.dtype, device=ref.device)
+        for r in range(H):
+            for c in range(W):
+                logits = self.net(x[:, :, : r + 1])[:, 0, r, c]  # (n,)
+                x[:, 0, r, c] = draw_bernoulli(logits, generator)
+        return x
+
+
+def load_pixelcnn() -> PixelCNN:
+    """The PixelCNN trained by ``python scripts/train_pixelcnn.py`` on binarised Fashion-MNIST.
+
+    64 channels, 5 residual blocks with dilations 1, 2, 4, 8, 1; float32, in
+    eval mode. The test NLL and the command are in
+    ``benchmarks/results/pixelcnn_nll.json``.
+    """
+    model = PixelCNN(PIXELCNN_CHANNELS, PIXELCNN_BLOCKS, dilations=PIXELCNN_DILATIONS)
+    model.load_state_dict(_load_state(WEIGHTS_FILE, "train_pixelcnn.py"))
+    return model.eval()
