@@ -77,7 +77,7 @@ book: data _build/.companion-stamp mathjax-if-online
 
 bench: data
 	cd benchmarks && ../$(PY) foundation.py && ../$(PY) pca.py && ../$(PY) clustering.py \
-		&& ../$(PY) vae.py
+		&& ../$(PY) vae.py && ../$(PY) gan.py && ../$(PY) evaluation.py
 
 timing: data
 	$(PY) benchmarks/notebooks.py $(if $(TIMING_OUT),--out $(TIMING_OUT),)
