@@ -1,0 +1,426 @@
+"""Checks for the programming exercises of the chapter on autoregressive models and evaluation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from companion.exercises._common import ExerciseError, _as_tensor, _generator
+
+
+def _close(got: torch.Tensor, expected: torch.Tensor, tol: float = 1e-6) -> bool:
+    return got.shape == expected.shape and bool(
+        ((got - expected).abs() <= tol * (1 + expected.abs())).all()
+    )
+
+
+def _shape(got: torch.Tensor, shape: tuple[int, ...], what: str, hint: str = "") -> None:
+    if tuple(got.shape) != shape:
+        raise ExerciseError(f"{what} has shape {tuple(got.shape)}, expected {shape}.{hint}")
+
+
+def _scalar(value, what: str) -> float:
+    got = _as_tensor(value, what)
+    if got.numel() != 1:
+        raise ExerciseError(
+            f"{what} has shape {tuple(got.shape)}; return one number (the mean over examples)."
+        )
+    return got.item()
+
+
+def _near(got: float, value: float) -> bool:
+    return abs(got - value) <= 1e-9 * (1 + abs(value))
+
+
+def check_bits_per_dim(fn: Callable[[torch.Tensor, tuple[int, ...]], float]) -> None:
+    """Check ``fn(nll, image_shape)``: mean negative log-likelihood in bits per dimension.
+
+    nll (N,) holds −log p(x_n) of N test images in nats; image_shape is the
+    shape of one image, (C, H, W). Return one number,
+    mean(nll) / (C·H·W · ln 2).
+    """
+    g = _generator(10)
+    uniform = torch.full((4,), 784 * math.log(2), dtype=torch.float64)  # p(x) = 2^-784
+    cases = [
+        (uniform, (1, 28, 28)),
+        (250 + 20 * torch.rand(6, generator=g, dtype=torch.float64), (1, 28, 28)),
+        (600 + 50 * torch.rand(5, generator=g, dtype=torch.float64), (3, 8, 8)),
+    ]
+    for nll, shape in cases:
+        got = _scalar(fn(nll.clone(), shape), "your bits per dimension")
+        D = math.prod(shape)
+        expected = nll.mean().item() / (D * math.log(2))
+        if abs(got - expected) <= 1e-9 * (1 + abs(expected)):
+            continue
+
+        if _near(got, expected * math.log(2)):
+            hint = " That is nats per dimension: divide by ln 2 as well."
+        elif _near(got, expected * D):
+            hint = f" That is bits per image: divide by the D = {D} dimensions as well."
+        elif _near(got, expected * D * math.log(2)):
+            hint = f" That is nats per image: divide by D · ln 2 = {D} · ln 2."
+        elif _near(got, expected * D / math.prod(shape[1:])):
+            hint = (
+                f" You divided by H·W = {math.prod(shape[1:])} only; every channel is a "
+                f"dimension too: D = C·H·W = {D}."
+            )
+        elif _near(got, -expected):
+            hint = " It has the wrong sign: nll holds −log p(x), already positive."
+        else:
+            hint = " Average nll over the images, then divide by C·H·W · ln 2."
+        raise ExerciseError(
+            f"for {len(nll)} images of shape {shape} your answer is {got:.6g}, expected "
+            f"{expected:.6g}.{hint}"
+        )
+    print("check_bits_per_dim: correct; the uniform model on binary pixels scores 1 bit/dim.")
+
+
+def check_chain_rule_log_prob(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> None:
+    """Check ``fn(x, W, b)``: log p(x) under a logistic fully observed belief network.
+
+    x (N, D) binary; p(x_d = 1 | x_<d) = σ(Σ_{j<d} W[d, j] x_j + b[d]). W is
+    (D, D) and its entries on and above the diagonal are not part of the
+    model: the answer must ignore them. Return log p(x) per row, (N,), in
+    nats, finite even when the logits are ±60.
+    """
+    g = _generator(11)
+    D = 6
+    x_all = ((torch.arange(2**D)[:, None] >> torch.arange(D)) & 1).to(torch.float64)  # (64, D)
+    W = torch.randn(D, D, generator=g, dtype=torch.float64)
+    b = torch.randn(D, generator=g, dtype=torch.float64)
+
+    def log_prob(x, W, b, lower=-1, transpose=False):
+        Wm = torch.tril(W, lower)
+        a = x @ (Wm if transpose else Wm.T) + b  # (N, D) logits
+        return (x * F.logsigmoid(a) + (1 - x) * F.logsigmoid(-a)).sum(1)
+
+    extreme_W, extreme_b = 30 * W, 30 * b
+    extreme_b[0] = 60.0  # x_0 = 0 has log-probability −60, not −inf
+    cases = [("all 64 vectors", W, b), ("logits up to ±60", extreme_W, extreme_b)]
+    for name, Wc, bc in cases:
+        got = _as_tensor(fn(x_all.clone(), Wc.clone(), bc.clone()), "your log p(x)")
+        _shape(got, (2**D,), "your log p(x)", " Sum over the D variables: one value per row.")
+        if not torch.isfinite(got).all():
+            raise ExerciseError(
+                f"your log p(x) has inf or NaN for {name}: σ(a) rounds to 1 for a > 37, so "
+                "log(1 − σ(a)) is log 0. Use log σ(a) = F.logsigmoid(a) and "
+                "log(1 − σ(a)) = F.logsigmoid(−a)."
+            )
+        expected = log_prob(x_all, Wc, bc)
+        if _close(got, expected, 1e-9):
+            continue
+        error = (got - expected).abs().max().item()
+        if _close(got, log_prob(x_all, Wc, bc, lower=D), 1e-9):
+            hint = (
+                " You used all of W, so x_d is predicted from itself and from later variables; "
+                "keep only W[d, :d], e.g. torch.tril(W, -1)."
+            )
+        elif _close(got, log_prob(x_all, Wc, bc, lower=0), 1e-9):
+            hint = " You kept the diagonal of W: x_d then predicts itself. Use torch.tril(W, -1)."
+        elif _close(got, log_prob(x_all, Wc, bc, transpose=True), 1e-9):
+            hint = (
+                " The logit of x_d uses row d of W: a = x @ torch.tril(W, -1).T + b, not "
+                "x @ torch.tril(W, -1)."
+            )
+        elif _close(got, expected / D, 1e-9):
+            hint = " You averaged over the D variables; the log-probabilities add."
+        else:
+            hint = " log p(x) = Σ_d [x_d log σ(a_d) + (1 − x_d) log(1 − σ(a_d))]."
+            total = got.exp().sum().item()
+            if name == "all 64 vectors" and abs(total - 1) > 1e-6:
+                hint += f" Your p(x) sums to {total:.4g} over them, not 1."
+            elif name == "all 64 vectors":
+                hint += (
+                    " Your p(x) sums to 1 over them: a distribution, but not this one; check "
+                    "which variable each row of W and each b[d] predict."
+                )
+        raise ExerciseError(f"for {name} your log p(x) is off by up to {error:.3g}.{hint}")
+    print("check_chain_rule_log_prob: correct; p(x) sums to 1 over all 64 vectors.")
+
+
+def _reference_masks(degrees: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """MADE's masks (out, in) by explicit loops over units."""
+    masks = []
+    for below, above in zip(degrees[:-1], degrees[1:], strict=True):
+        mask = torch.zeros(len(above), len(below), dtype=torch.float64)
+        for b_unit, m_b in enumerate(above.tolist()):
+            for a_unit, m_a in enumerate(below.tolist()):
+                mask[b_unit, a_unit] = float(m_b >= m_a)
+        masks.append(mask)
+    out = torch.zeros(len(degrees[0]), len(degrees[-1]), dtype=torch.float64)
+    for d, m_d in enumerate(degrees[0].tolist()):
+        for a_unit, m_a in enumerate(degrees[-1].tolist()):
+            out[d, a_unit] = float(m_d > m_a)
+    return masks + [out]
+
+
+def check_made_masks(fn: Callable[[list[torch.Tensor]], list[torch.Tensor]]) -> None:
+    """Check ``fn(degrees)``: MADE's masks, one per weight matrix, in nn.Linear's (out, in) layout.
+
+    degrees = [m_0, m_1, …, m_L]: m_0 (D,) the degree of each input (its
+    position 1..D in the ordering), m_l (H_l,) the degrees of hidden layer l,
+    in 1..D−1. Return L + 1 masks of zeros and ones: mask l (H_{l+1}, H_l)
+    keeps unit a → unit b when m(b) ≥ m(a); the last, (D, H_L), keeps
+    hidden unit a → output d when m_0[d] > m(a).
+    """
+    g = _generator(12)
+    cases = []
+    for name, D, widths, order in [
+        ("natural order, two hidden layers", 5, (7, 6), torch.arange(5)),
+        ("a random order, three hidden layers", 6, (8, 5, 7), torch.randperm(6, generator=g)),
+    ]:
+        inputs = torch.empty(D, dtype=torch.long)
+        inputs[order] = torch.arange(1, D + 1)
+        hidden = [torch.randint(1, D, (h,), generator=g) for h in widths]
+        cases.append((name, [inputs, *hidden]))
+    for name, degrees in cases:
+        answer = fn([m.clone() for m in degrees])
+        expected = _reference_masks(degrees)
+        if not isinstance(answer, (list, tuple)) or len(answer) != len(expected):
+            count = len(answer) if isinstance(answer, (list, tuple)) else type(answer).__name__
+            raise ExerciseError(
+                f"for {name} you returned {count} masks, expected {len(expected)}: one per "
+                "weight matrix, input → hidden, hidden → hidden, …, hidden → output."
+            )
+        got = [_as_tensor(m, f"mask {i}") for i, m in enumerate(answer)]
+        for i, (mask, ref) in enumerate(zip(got, expected, strict=True)):
+            hint = (
+                " It is transposed: nn.Linear's weight is (out, in)."
+                if mask.T.shape == ref.shape
+                else ""
+            )
+            _shape(mask, tuple(ref.shape), f"for {name}, mask {i}", hint)
+        wrong = [
+            i
+            for i, (mask, ref) in enumerate(zip(got, expected, strict=True))
+            if not torch.equal(mask, ref)
+        ]
+        if not wrong:
+            continue
+        i, last = wrong[0], len(expected) - 1
+        n_bad = int((got[i] != expected[i]).sum())
+        strict = (degrees[i + 1][:, None] > degrees[i][None, :]).double() if i < last else None
+        if i < last and torch.equal(got[i], strict):
+            hint = (
+                " You used m(b) > m(a); between hidden layers (and from the inputs) equal "
+                "degrees are allowed: m(b) ≥ m(a)."
+            )
+        elif i == last and torch.equal(
+            got[i], (degrees[0][:, None] >= degrees[-1][None, :]).double()
+        ):
+            hint = (
+                " You used m_0[d] ≥ m(a): a hidden unit of degree m_0[d] may have seen x_d, so "
+                "output d would see itself. Use a strict m_0[d] > m(a)."
+            )
+        elif i == last and torch.equal(
+            got[i], (torch.arange(1, len(degrees[0]) + 1)[:, None] > degrees[-1][None, :]).double()
+        ):
+            hint = (
+                " Output d must use the degree of input d, m_0[d] (its place in the ordering), "
+                "not its index d + 1."
+            )
+        else:
+            path = torch.eye(len(degrees[0]), dtype=torch.float64)
+            for mask in got:
+                path = mask @ path  # (units, D): number of paths from each input
+            leaks = (path > 0) & (degrees[0][:, None] <= degrees[0][None, :])
+            hint = (
+                f" {int(leaks.sum())} (output d, input j) pairs are connected although input j "
+                "comes at or after d in the ordering."
+                if leaks.any()
+                else " Compare m(b) with m(a) for every pair."
+            )
+        raise ExerciseError(
+            f"for {name}, mask {i} differs from the expected one in {n_bad} of "
+            f"{expected[i].numel()} entries.{hint}"
+        )
+    print("check_made_masks: correct; no output is connected to its own input or a later one.")
+
+
+def _conv_mask(k: int, kind: str) -> torch.Tensor:
+    """The raster-order mask by a loop over kernel positions (i, j)."""
+    c = k // 2
+    return torch.tensor(
+        [[float(i < c or (i == c and (j < c or (kind == "B" and j == c)))) for j in range(k)]
+         for i in range(k)],
+        dtype=torch.float64,
+    )  # fmt: skip
+
+
+def check_masked_conv_mask(fn: Callable[[int, str], torch.Tensor]) -> None:
+    """Check ``fn(kernel_size, mask_type)``: PixelCNN's (k, k) kernel mask for raster order.
+
+    Ones at the rows above the centre and left of the centre in its row;
+    type ``"B"`` also keeps the centre, type ``"A"`` does not; zeros elsewhere.
+    """
+    for k in (3, 5, 7):
+        c = k // 2
+        for mask_type in ("A", "B"):
+            got = _as_tensor(fn(k, mask_type), f"your {k}×{k} mask")
+            if got.numel() == k * k and tuple(got.shape[-2:]) == (k, k):
+                got = got.reshape(k, k)  # (1, 1, k, k) is fine too
+            _shape(got, (k, k), f"your {k}×{k} mask of type {mask_type}")
+
+            expected = _conv_mask(k, mask_type)
+            if torch.equal(got, expected):
+                continue
+            if torch.equal(got, _conv_mask(k, "B" if mask_type == "A" else "A")):
+                hint = " You swapped the types: A hides the centre pixel, B keeps it."
+            elif torch.equal(got, expected.flip(1)):
+                hint = " Raster order runs left to right: keep the pixels left of the centre."
+            elif torch.equal(got, expected.T):
+                hint = (
+                    " That is column-by-column order; in raster order the rows above come "
+                    "first, then the pixels to the left in the same row."
+                )
+            elif torch.equal(got[c + 1 :], torch.ones(k - c - 1, k, dtype=torch.float64)):
+                hint = " The rows below the centre come later in raster order: zero them."
+            else:
+                hint = " Keep rows i < k//2, and in row k//2 the columns j < k//2 (≤ for type B)."
+            n_bad = int((got != expected).sum())
+            raise ExerciseError(
+                f"your {k}×{k} mask of type {mask_type} is wrong in {n_bad} entries.{hint}"
+            )
+    print("check_masked_conv_mask: correct for 3×3, 5×5 and 7×7, types A and B.")
+
+
+def check_parzen_log_likelihood(
+    fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> None:
+    """Check ``fn(x, samples, sigma)``: the Parzen-window log-density of every row of x.
+
+    x (m, d), samples (n, d), sigma > 0. Return (m,) with
+    log p̂(x) = log (1/n) Σ_i N(x; s_i, σ² I), finite even in d = 784.
+    """
+    g = _generator(13)
+
+    def reference(x, s, sigma):
+        logk = torch.distributions.Normal(s[None], sigma).log_prob(x[:, None]).sum(-1)  # (m, n)
+        return torch.logsumexp(logk, 1) - math.log(s.shape[0]), logk
+
+    cases = [("d = 2", 6, 30, 2, 0.5), ("d = 784", 5, 40, 784, 0.2)]
+    for name, m, n, d, sigma in cases:
+        x = torch.rand(m, d, generator=g, dtype=torch.float64)
+        s = torch.rand(n, d, generator=g, dtype=torch.float64)
+        got = _as_tensor(fn(x.clone(), s.clone(), sigma), "your log-density")
+        hint = (
+            " It looks like one value per sample; average over the samples."
+            if got.shape == (n,)
+            else ""
+        )
+        _shape(got, (m,), f"for {name} your log-density", hint or " One value per row of x.")
+        if not torch.isfinite(got).all():
+            raise ExerciseError(
+                f"for {name} your log-density has -inf or NaN: every kernel is below "
+                "exp(-700) there and underflows to 0. Work with log-kernels and use "
+                "torch.logsumexp over the samples."
+            )
+        expected, logk = reference(x, s, sigma)
+        if _close(got, expected, 1e-8):
+            continue
+        error = (got - expected).abs().max().item()
+        const = 0.5 * d * math.log(2 * math.pi * sigma**2)
+        if _close(got, expected + const, 1e-8):
+            hint = " You left out the normalising constant −(d/2) log(2πσ²) of each kernel."
+        elif _close(got, expected + math.log(n), 1e-8):
+            hint = f" It is too large by log n = log {n}: the kernels are averaged, not summed."
+        elif _close(got, reference(x, s, math.sqrt(sigma))[0], 1e-8):
+            hint = " You used σ where σ² belongs: the kernel's variance is sigma**2."
+        elif _close(got, logk.mean(1), 1e-8):
+            hint = (
+                " That is the mean of the log-kernels, a lower bound (Jensen); take the log of "
+                "the mean of the kernels: logsumexp − log n."
+            )
+        else:
+            hint = " log p̂(x) = logsumexp_i(−‖x − s_i‖²/(2σ²)) − log n − (d/2) log(2πσ²)."
+        raise ExerciseError(f"for {name} your log-density is off by up to {error:.3g}.{hint}")
+    print("check_parzen_log_likelihood: correct and finite in 784 dimensions.")
+
+
+def check_nearest_distances(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(queries, reference)``: each query's distance to its nearest reference row.
+
+    queries (n, d), reference (m, d); return (n,). A memorised sample is at
+    distance 0 from the training set. Tolerance 1e-5: torch.cdist's fast
+    formula loses digits near 0 (a copy comes out at ~1e-7, not 0).
+    """
+    g = _generator(14)
+    reference = torch.rand(50, 784, generator=g, dtype=torch.float64)
+    queries = torch.rand(8, 784, generator=g, dtype=torch.float64)
+    queries[:3] = reference[[4, 17, 31]]  # three copies of training images
+    got = _as_tensor(fn(queries.clone(), reference.clone()), "your distances")
+    hint = ""
+    if got.shape == (50,):
+        hint = " That is one value per reference row; return one per query."
+    elif got.shape == (8, 50):
+        hint = " Take the minimum over the reference rows (dim 1)."
+    _shape(got, (8,), "your distances", hint)
+    pairwise = torch.stack([((reference - q) ** 2).sum(1).sqrt() for q in queries])  # (8, 50)
+    expected = pairwise.min(1).values
+    if not _close(got, expected, 1e-5):
+        error = (got - expected).abs().max().item()
+        if _close(got, expected**2, 1e-5):
+            hint = " Those are squared distances: take the square root."
+        elif torch.equal(got, pairwise.argmin(1).double()):
+            hint = " Those are the indices of the nearest rows; return the distances."
+        elif _close(got, pairwise.mean(1), 1e-5):
+            hint = " That is the mean distance to the reference set; take the minimum."
+        elif _close(got, pairwise.max(1).values, 1e-5):
+            hint = " That is the farthest row; take the minimum."
+        else:
+            hint = " Use torch.cdist(queries, reference).min(1).values."
+        raise ExerciseError(f"your distances are off by up to {error:.3g}.{hint}")
+    print("check_nearest_distances: correct; the 3 copied images are at distance 0.")
+
+
+def check_knn_precision(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) -> None:
+    """Check ``fn(real, generated, k)``: the k-NN manifold precision, one number in [0, 1].
+
+    real (n, d), generated (m, d). Around each real point put a ball whose
+    radius is the distance to its k-th nearest other real point; precision
+    is the share of generated points inside at least one ball (distance ≤ radius).
+    """
+    g = _generator(15)
+    real = torch.cat([
+        0.5 * torch.randn(30, 2, generator=g, dtype=torch.float64),
+        0.5 * torch.randn(30, 2, generator=g, dtype=torch.float64) + torch.tensor([4.0, 0.0]),
+    ])  # fmt: skip
+    generated = torch.cat([
+        1.0 * torch.randn(30, 2, generator=g, dtype=torch.float64),
+        0.3 * torch.randn(10, 2, generator=g, dtype=torch.float64) + torch.tensor([0.0, 6.0]),
+    ])  # fmt: skip
+    k = 3
+
+    def coverage(points, support, kth):
+        dist = [[math.dist(p, q) for q in support.tolist()] for p in support.tolist()]
+        radii = [sorted(row)[kth] for row in dist]  # sorted(row)[0] is the point itself
+        inside = [
+            any(math.dist(p, q) <= r for q, r in zip(support.tolist(), radii, strict=True))
+            for p in points.tolist()
+        ]
+        return sum(inside) / len(inside)
+
+    got = _scalar(fn(real.clone(), generated.clone(), k), "your precision")
+    expected = coverage(generated, real, k)
+    if abs(got - expected) > 1e-9:
+        if abs(got - coverage(real, generated, k)) < 1e-9:
+            hint = (
+                " That is recall: the balls go around the real points and the generated "
+                "points are counted."
+            )
+        elif abs(got - coverage(generated, real, k - 1)) < 1e-9:
+            hint = (
+                " Your radii are too small: each real point is its own nearest neighbour at "
+                "distance 0, so the k-th nearest other point is at sorted index k."
+            )
+        elif abs(got - expected * len(generated)) < 1e-9:
+            hint = f" That is a count; divide by the {len(generated)} generated points."
+        else:
+            hint = " Radius of real point i: distance to its k-th nearest other real point."
+        raise ExerciseError(f"your precision is {got:.6g}, expected {expected:.6g}.{hint}")
+    print(f"check_knn_precision: correct (precision {expected:.3f}; the stray samples miss).")
