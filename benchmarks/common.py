@@ -60,12 +60,17 @@ def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device)
     return statistics.median(times)
 
 
-def write_results(name: str, device: torch.device, results: dict) -> Path:
-    """Write ``results/NAME[-DEVICE].json`` and print it."""
-    suffix = "" if device.type == "cpu" else f"-{device.type}"
-    out = RESULTS / f"{name}{suffix}.json"
+def write_results(
+    name: str, device: torch.device, results: dict, out: str | Path | None = None
+) -> Path:
+    """Write ``results/NAME[-DEVICE].json`` (or ``out``, e.g. for a quick check) and print it."""
+    if out is None:
+        suffix = "" if device.type == "cpu" else f"-{device.type}"
+        out = RESULTS / f"{name}{suffix}.json"
+    out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
-    print(f"written to {out.relative_to(ROOT)}")
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    print(f"written to {shown}")
     return out

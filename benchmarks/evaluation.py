@@ -150,11 +150,7 @@ def main() -> None:
         "target": "the PixelCNN's test NLL below the VAE's bound",
         "target_met": None if pixelcnn is None else pixelcnn < vae,
     }
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-        print(json.dumps(results, indent=2))
-    else:
-        write_results("evaluation", device, results)
+    write_results("evaluation", device, results, args.out)
 
 
 if __name__ == "__main__":

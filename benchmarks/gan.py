@@ -199,11 +199,7 @@ def main() -> None:
     }
     results["mode_collapse"]["device"] = "cpu (one core per run)"
     results["seconds_total"] = round(time.perf_counter() - start, 1)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-        print(json.dumps(results, indent=2))
-    else:
-        write_results("gan", device, results)
+    write_results("gan", device, results, args.out)
 
 
 if __name__ == "__main__":

@@ -26,11 +26,9 @@ the plain loop's, test negative ELBO within 1 %.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from common import machine_info, sync, write_results
@@ -208,12 +206,7 @@ def main() -> None:
             "elbo_target_met": elbo_diff <= TARGETS["test_elbo_relative_difference_at_most"],
         },
     }
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-        print(json.dumps(results, indent=2))
-        print(f"written to {args.out}")
-    else:
-        write_results("vae", device, results)
+    write_results("vae", device, results, args.out)
 
 
 if __name__ == "__main__":

@@ -109,13 +109,7 @@ def http_server(tmp_path):
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
     )
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}/", hits
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from _serve(server, folder, hits)
 
 
 @pytest.fixture
@@ -144,6 +138,11 @@ def slow_http_server(tmp_path):
                 time.sleep(0.05)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    yield from _serve(server, folder, hits)
+
+
+def _serve(server: http.server.ThreadingHTTPServer, folder: Path, hits: list[str]):
+    """Run ``server`` in a thread; yield (folder, base_url, hits); shut it down after."""
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
