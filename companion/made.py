@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from companion._validation import check_positive_int
+from companion._validation import check_model_input, check_positive_int
 from companion.autoregressive import (
     RecordedArchitecture,
     bernoulli_log_likelihood,
@@ -144,16 +144,10 @@ class MADE(RecordedArchitecture):
 
     # ------------------------------------------------------------ model
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, D) or (N, …) with D entries per example -> (N, D) in the model's dtype."""
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"MADE expects a torch tensor, got {type(x).__name__}.")
-        if x.ndim < 2 or math.prod(x.shape[1:]) != self.input_dim:
-            raise ValueError(
-                f"MADE with input_dim={self.input_dim} expects (N, {self.input_dim}) or images "
-                f"with {self.input_dim} pixels, got shape {tuple(x.shape)}; reshape the data "
-                "or build MADE(input_dim=...) to match."
-            )
-        return x.reshape(x.shape[0], -1).to(self.layers[0].weight.dtype)
+        """(N, D) or (N, …) with D entries per example -> (N, D), checked like any model input."""
+        if isinstance(x, torch.Tensor) and not x.is_floating_point():
+            check_binary(x, name="MADE")  # integer 0/1 data: say to convert, not to scale
+        return check_model_input(x, self.input_dim, name="MADE", like=self.layers[0].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits η of p(x_i = 1 | x_<i) under the current mask, (N, D)."""

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from companion._validation import check_positive_int
+from companion._validation import check_model_input, check_positive_int
 from companion.autoregressive import (
     RecordedArchitecture,
     bernoulli_log_likelihood,
@@ -144,17 +144,18 @@ class PixelCNN(RecordedArchitecture):
         return self.image_shape[0] * self.image_shape[1]
 
     def _images(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W), (N, H, W) or (N, H·W) -> (N, 1, H, W) in the model's dtype."""
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"PixelCNN expects a torch tensor, got {type(x).__name__}.")
+        """(N, 1, H, W), (N, H, W) or (N, H·W) -> (N, 1, H, W); type, dtype, device, NaN checked."""
         H, W = self.image_shape
-        if x.ndim < 2 or math.prod(x.shape[1:]) != H * W or (x.ndim == 4 and x.shape[1] != 1):
+        if isinstance(x, torch.Tensor) and not x.is_floating_point():
+            check_binary(x, name="PixelCNN")  # integer 0/1 data: say to convert, not to scale
+        if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] != 1:
             raise ValueError(
-                f"PixelCNN with image_shape=({H}, {W}) expects (N, 1, {H}, {W}), (N, {H}, {W}) "
-                f"or (N, {H * W}), got shape {tuple(x.shape)}; reshape the images or build "
-                "PixelCNN(image_shape=...) to match."
+                f"PixelCNN models one channel, got images of shape {tuple(x.shape)}; give "
+                f"(batch, 1, {H}, {W}) binary images."
             )
-        return x.reshape(x.shape[0], 1, H, W).to(self.net[0].weight.dtype)
+        name = f"PixelCNN with image_shape=({H}, {W})"
+        rows = check_model_input(x, H * W, name=name, like=self.net[0].weight)
+        return rows.reshape(-1, 1, H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of p(x_rc = 1 | pixels before (r, c)), (N, 1, H, W)."""
