@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from companion._validation import check_finite
-from companion.pretrained import _load_state  # the shared loader of shipped weights
+from companion.shipped import load_shipped_state
 
 WEIGHTS_FILE = "fashion_classifier.pt"
 
@@ -141,5 +141,5 @@ def load_fashion_classifier() -> FashionClassifier:
     in ``benchmarks/results/fashion_classifier.json``.
     """
     model = FashionClassifier()
-    model.load_state_dict(_load_state(WEIGHTS_FILE, "train_fashion_classifier.py"))
+    model.load_state_dict(load_shipped_state(WEIGHTS_FILE, "train_fashion_classifier.py"))
     return model.eval()

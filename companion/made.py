@@ -27,7 +27,7 @@ from companion.autoregressive import (
     check_binary,
     draw_bernoulli,
 )
-from companion.pretrained import _load_state  # the shared loader of shipped weights
+from companion.shipped import load_shipped_state
 
 WEIGHTS_FILE = "made_fashion_mnist.pt"
 MADE_HIDDEN = (1000,)
@@ -223,5 +223,5 @@ def load_made() -> MADE:
     ``benchmarks/results/made_nll.json``.
     """
     model = MADE(784, MADE_HIDDEN)
-    model.load_state_dict(_load_state(WEIGHTS_FILE, "train_made.py"))
+    model.load_state_dict(load_shipped_state(WEIGHTS_FILE, "train_made.py"))
     return model.eval()

@@ -33,7 +33,7 @@ from companion.autoregressive import (
     check_binary,
     draw_bernoulli,
 )
-from companion.pretrained import _load_state  # the shared loader of shipped weights
+from companion.shipped import load_shipped_state
 
 WEIGHTS_FILE = "pixelcnn_fashion_mnist.pt"
 PIXELCNN_CHANNELS = 64
@@ -203,5 +203,5 @@ def load_pixelcnn() -> PixelCNN:
     ``benchmarks/results/pixelcnn_nll.json``.
     """
     model = PixelCNN(PIXELCNN_CHANNELS, PIXELCNN_BLOCKS, dilations=PIXELCNN_DILATIONS)
-    model.load_state_dict(_load_state(WEIGHTS_FILE, "train_pixelcnn.py"))
+    model.load_state_dict(load_shipped_state(WEIGHTS_FILE, "train_pixelcnn.py"))
     return model.eval()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 import torch
 
 from companion.autoencoders import Autoencoder
 from companion.dcgan import DCGANGenerator
+from companion.shipped import load_shipped_file, load_shipped_state
 from companion.vae import VAE
 
 DEEP_AUTOENCODER_DIMS = [784, 1000, 500, 250, 30]
@@ -15,19 +14,6 @@ VAE_HIDDEN = (512, 256)
 VAE_LATENT = 32
 DCGAN_LATENT = 100
 DCGAN_CHANNELS = 32
-
-
-def _load_file(filename: str, script: str) -> dict:
-    path = resources.files("companion") / "weights" / filename
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; create it with `python scripts/{script}`.")
-    with resources.as_file(path) as local:
-        return torch.load(local, map_location="cpu", weights_only=True)
-
-
-def _load_state(filename: str, script: str) -> dict[str, torch.Tensor]:
-    state = _load_file(filename, script)
-    return {key: value.float() for key, value in state.items()}
 
 
 def load_deep_autoencoder() -> Autoencoder:
@@ -38,7 +24,7 @@ def load_deep_autoencoder() -> Autoencoder:
     stored in float16, returned in float32, in eval mode.
     """
     model = Autoencoder(DEEP_AUTOENCODER_DIMS, "relu", output="bernoulli")
-    model.load_state_dict(_load_state("deep_autoencoder_30.pt", "train_deep_autoencoder.py"))
+    model.load_state_dict(load_shipped_state("deep_autoencoder_30.pt", "train_deep_autoencoder.py"))
     return model.eval()
 
 
@@ -50,7 +36,7 @@ def load_vae() -> VAE:
     float32, in eval mode.
     """
     model = VAE.mlp(784, VAE_HIDDEN, VAE_LATENT, likelihood="bernoulli")
-    model.load_state_dict(_load_state("vae_fashion_mnist.pt", "train_vae.py"))
+    model.load_state_dict(load_shipped_state("vae_fashion_mnist.pt", "train_vae.py"))
     return model.eval()
 
 
@@ -63,7 +49,7 @@ def load_dcgan() -> tuple[DCGANGenerator, torch.Tensor]:
     (float32, eval mode, images in [-1, 1]) and the samples it drew at 16 fixed
     codes after every epoch, uint8 of shape (epochs, 16, 1, 28, 28).
     """
-    saved = _load_file("dcgan_fashion_mnist.pt", "train_dcgan.py")
+    saved = load_shipped_file("dcgan_fashion_mnist.pt", "train_dcgan.py")
     generator = DCGANGenerator(DCGAN_LATENT, DCGAN_CHANNELS)
     generator.load_state_dict({k: v.float() for k, v in saved["generator"].items()})
     return generator.eval(), saved["snapshots"]

@@ -266,7 +266,7 @@ def test_loaders_rebuild_the_shipped_architecture(monkeypatch):
         reference = build()
         state = {k: v.clone() for k, v in reference.state_dict().items()}
         monkeypatch.setattr(
-            mod, "_load_state", lambda *_, s=state: {k: v.float() for k, v in s.items()}
+            mod, "load_shipped_state", lambda *_, s=state: {k: v.float() for k, v in s.items()}
         )
         model = load()
         assert not model.training
