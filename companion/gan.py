@@ -80,11 +80,15 @@ class GAN(nn.Module):
         Discriminator updates per generator update; each uses the same data
         batch and fresh noise.
     unrolled_steps : int
-        k > 0 unrolls k SGD steps of D, at the discriminator optimiser's
-        current learning rate, inside the generator's loss (Metz et al. used
-        Adam steps; plain SGD keeps the unrolling simple). Each unrolled step
-        uses the same data batch and fresh noise. The real D is updated only
-        by its ordinary step.
+        k > 0 unrolls k SGD steps of D inside the generator's loss. Each
+        unrolled step uses the same data batch and fresh noise. The real D is
+        updated only by its ordinary step.
+    unroll_lr : float, optional
+        Step size of the unrolled SGD steps; by default the discriminator
+        optimiser's current learning rate. Metz et al. unrolled Adam steps,
+        which move every weight by about the learning rate whatever the
+        gradient's size; plain SGD keeps the unrolling simple but needs a
+        larger step (e.g. 100 × Adam's) to look as far ahead.
     latent_dim : int, optional
         By default the generator's ``latent_dim`` attribute or the width of its
         first linear layer.
@@ -106,6 +110,7 @@ class GAN(nn.Module):
         fake_label: float = 0.0,
         d_steps: int = 1,
         unrolled_steps: int = 0,
+        unroll_lr: float | None = None,
         latent_dim: int | None = None,
         betas: tuple[float, float] = (0.5, 0.999),
     ):
@@ -126,6 +131,9 @@ class GAN(nn.Module):
             )
         self.d_steps = check_positive_int(d_steps, name="d_steps")
         self.unrolled_steps = check_positive_int(unrolled_steps, name="unrolled_steps", minimum=0)
+        if unroll_lr is not None and not unroll_lr > 0:
+            raise ValueError(f"unroll_lr={unroll_lr} must be positive, or None for D's rate.")
+        self.unroll_lr = unroll_lr
         self.generator, self.discriminator = generator, discriminator
         self.loss_kind = loss
         self.real_label, self.fake_label = 1.0 - float(label_smoothing), float(fake_label)
@@ -228,7 +236,7 @@ class GAN(nn.Module):
             p.requires_grad_(False)  # the generator step must not touch D's gradients
         try:
             if self.unrolled_steps:
-                lr = float(opt_d.param_groups[0]["lr"])
+                lr = self.unroll_lr or float(opt_d.param_groups[0]["lr"])
                 g_logits = self._unrolled_fake_logits(x, fake, lr)
             else:
                 g_logits = self._logits(fake)

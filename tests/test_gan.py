@@ -161,6 +161,29 @@ def test_unrolling_with_a_frozen_discriminator_is_the_plain_step():
         torch.testing.assert_close(a, b)
 
 
+def test_unroll_lr_sets_the_look_ahead_step_not_the_real_one():
+    """unroll_lr = D's rate reproduces the default; another rate changes only G's update."""
+    x = make_ring(64, sigma=0.05, seed=0)[0]
+    (_, _), (default, d_opts) = _twin_gans(unrolled_steps=2, d_lr=0.1)
+    (_, _), (same, s_opts) = _twin_gans(unrolled_steps=2, d_lr=0.1)
+    (_, _), (larger, l_opts) = _twin_gans(unrolled_steps=2, d_lr=0.1)
+    same.unroll_lr, larger.unroll_lr = 0.1, 1.0
+    for gan, opts in ((default, d_opts), (same, s_opts), (larger, l_opts)):
+        _step(gan, opts, x)
+    for a, b, c in zip(default.discriminator.parameters(), same.discriminator.parameters(),
+                       larger.discriminator.parameters(), strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a, c)  # the real D takes its ordinary step only
+
+    def gap(one, other):
+        pairs = zip(one.generator.parameters(), other.generator.parameters(), strict=True)
+        return max((a - b).abs().max().item() for a, b in pairs)
+
+    assert gap(default, same) < 1e-6 and gap(default, larger) > 1e-4
+    with pytest.raises(ValueError, match="unroll_lr=0 must be positive"):
+        GAN(MLPGenerator(2, 2, (4,)), MLPDiscriminator(2, (4,)), unrolled_steps=1, unroll_lr=0)
+
+
 # ------------------------------------------------------------------ layers
 def test_virtual_batch_norm_uses_only_reference_statistics():
     torch.manual_seed(0)
