@@ -120,7 +120,10 @@ def vae_row(x_test: torch.Tensor, recompute: bool) -> dict:
         saved = json.loads((RESULTS / "vae_nll.json").read_text())
         mean, stderr = saved["test_iwae_nll"], saved["test_iwae_nll_standard_error"]
         source = "benchmarks/results/vae_nll.json (" + saved["command"] + ")"
-    return _row("VAE 784-512-256-32", "bound (IWAE, k = 1000)", mean, stderr, source=source)
+    epochs = json.loads((RESULTS / "vae_nll.json").read_text())["epochs"]
+    return _row(
+        "VAE 784-512-256-32", "bound (IWAE, k = 1000)", mean, stderr, source=source, epochs=epochs
+    )
 
 
 def main() -> None:
