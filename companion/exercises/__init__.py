@@ -28,9 +28,11 @@ from companion.exercises.clustering import (
 from companion.exercises.evaluation import (
     check_bits_per_dim,
     check_chain_rule_log_prob,
-    check_knn_precision,
     check_made_masks,
     check_masked_conv_mask,
+)
+from companion.exercises.evaluation_samples import (
+    check_knn_precision,
     check_nearest_distances,
     check_parzen_log_likelihood,
 )

@@ -8,20 +8,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from companion.exercises._common import ExerciseError, _as_tensor, _generator
-
-
-def _close(got: torch.Tensor, expected: torch.Tensor, tol: float = 1e-6) -> bool:
-    return got.shape == expected.shape and bool(
-        ((got - expected).abs() <= tol * (1 + expected.abs())).all()
-    )
-
-
-def _scalar(value, what: str) -> float:
-    got = _as_tensor(value, what)
-    if got.numel() != 1:
-        raise ExerciseError(f"{what} has shape {tuple(got.shape)}; return one number.")
-    return got.item()
+from companion.exercises._common import (
+    ExerciseError,
+    _as_tensor,
+    _close,
+    _generator,
+    _scalar,
+)
 
 
 def check_optimal_discriminator(
