@@ -182,20 +182,16 @@ def expected_checks(
             failures.append(
                 f"no {service} launch link {expected} (found: {', '.join(found) or 'none'})"
             )
-    if len(data["proofs"]) < features.n_proof:
-        failures.append(
-            f"{features.n_proof} sphinx-proof directive(s) in the source, "
-            f"{len(data['proofs'])} rendered"
-        )
-    if not all(data["proofs"]):
-        failures.append("a sphinx-proof box is empty")
-    if len(data["exercises"]) < features.n_exercise:
-        failures.append(
-            f"{features.n_exercise} exercise directive(s) in the source, "
-            f"{len(data['exercises'])} rendered"
-        )
-    if not all(data["exercises"]):
-        failures.append("an exercise box is empty")
+    for key, expected, kind in (
+        ("proofs", features.n_proof, "sphinx-proof"),
+        ("exercises", features.n_exercise, "exercise"),
+    ):
+        if len(data[key]) < expected:
+            failures.append(
+                f"{expected} {kind} directive(s) in the source, {len(data[key])} rendered"
+            )
+        if not all(data[key]):
+            failures.append(f"a{'n' if kind[0] in 'aeiou' else ''} {kind} box is empty")
     if student:
         launchers = sorted(
             link for link in data["links"] if "colab.research" in link or "/v2/gh/" in link
