@@ -45,7 +45,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint data
+test: lint data mathjax-if-online
 	$(PY) -m pytest tests
 	COMPANION_FAST=1 $(PY) -m pytest --nbval-lax book
 

@@ -137,6 +137,9 @@ class PixelCNN(RecordedArchitecture):
             nn.ReLU(), nn.Conv2d(channels, channels, 1),
             nn.ReLU(), nn.Conv2d(channels, 1, 1),                    # (1, H, W) logits
         )  # fmt: skip
+        # Channels-last weights and inputs run the convolutions about 1.3x faster on
+        # CPU (oneDNN); values are the same, and .to(device) keeps the layout.
+        self.to(memory_format=torch.channels_last)
 
     @property
     def input_dim(self) -> int:
@@ -159,14 +162,18 @@ class PixelCNN(RecordedArchitecture):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of p(x_rc = 1 | pixels before (r, c)), (N, 1, H, W)."""
-        return self.net(self._images(x))
+        return self._logits(self._images(x))
+
+    def _logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The network on checked (N, 1, h, W) images, in the channels-last layout."""
+        return self.net(images.contiguous(memory_format=torch.channels_last))
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) per image, (N,), nats; ``x`` binary."""
         checked = self._images(x)  # type and shape
         check_binary(x, name="PixelCNN.log_prob")  # values, reported at the caller's indices
         x = checked
-        return bernoulli_log_likelihood(self.net(x), x)
+        return bernoulli_log_likelihood(self._logits(x), x)
 
     def loss(self, batch) -> dict[str, torch.Tensor]:
         """Mean negative log-likelihood of a batch in nats, and in bits per pixel."""
@@ -174,25 +181,35 @@ class PixelCNN(RecordedArchitecture):
         checked = self._images(x)  # type and shape
         check_binary(x, name="PixelCNN.loss")  # values, reported at the caller's indices
         x = checked
-        nll = -bernoulli_log_likelihood(self.net(x), x).mean()
+        nll = -bernoulli_log_likelihood(self._logits(x), x).mean()
         return {"loss": nll, "bits_per_dim": nll.detach() / (self.input_dim * math.log(2))}
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n binary images (n, 1, H, W), one pixel at a time in raster order.
+    def complete(
+        self, x: torch.Tensor, n_rows: int, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Keep the first ``n_rows`` rows of binary images ``x``, draw the rest; (N, 1, H, W).
 
         Logits of row r depend on rows ≤ r only, so each pass runs on the
         rows drawn so far (about half the cost of whole images).
         """
-        n = check_positive_int(n, name="n")
         H, W = self.image_shape
-        ref = self.net[0].weight
-        x = torch.zeros(n, 1, H, W, dtype=ref.dtype, device=ref.device)
-        for r in range(H):
+        if not 0 <= n_rows <= H:
+            raise ValueError(f"n_rows={n_rows} must be between 0 and the image height {H}.")
+        x = self._images(x).clone()
+        check_binary(x, name="PixelCNN.complete")
+        for r in range(n_rows, H):
             for c in range(W):
-                logits = self.net(x[:, :, : r + 1])[:, 0, r, c]  # (n,)
+                logits = self._logits(x[:, :, : r + 1])[:, 0, r, c]  # (N,)
                 x[:, 0, r, c] = draw_bernoulli(logits, generator)
         return x
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n binary images (n, 1, H, W), one pixel at a time in raster order."""
+        n = check_positive_int(n, name="n")
+        ref = self.net[0].weight
+        blank = torch.zeros(n, 1, *self.image_shape, dtype=ref.dtype, device=ref.device)
+        return self.complete(blank, 0, generator=generator)
 
 
 def load_pixelcnn() -> PixelCNN:

@@ -241,7 +241,8 @@ def test_bad_hyper_parameters_are_explained():
 @pytest.mark.parametrize(
     "module, loader, script",
     [("companion.made", "load_made", "train_made.py"),
-     ("companion.pixelcnn", "load_pixelcnn", "train_pixelcnn.py")],
+     ("companion.pixelcnn", "load_pixelcnn", "train_pixelcnn.py"),
+     ("companion.pixelrnn", "load_pixelrnn", "train_pixelrnn.py")],
 )  # fmt: skip
 def test_loaders_name_the_script_that_makes_missing_weights(monkeypatch, module, loader, script):
     mod = __import__(module, fromlist=[loader])

@@ -35,6 +35,7 @@ from companion.errors import TrainingDivergedError
 from companion.hashing import HashingAutoencoder
 from companion.made import MADE
 from companion.pixelcnn import PixelCNN
+from companion.pixelrnn import PixelRNN
 from companion.train import Trainer
 from companion.vae import VAE
 
@@ -95,6 +96,7 @@ FACTORIES: dict[str, Factory] = {
     "MADE": Factory(lambda: MADE(12, (8,)), _binary(12), 12, CONVERT),
     "MADE-two-masks": Factory(lambda: MADE(12, (8, 8), num_masks=2), _binary(12), 12, CONVERT),
     "PixelCNN": Factory(lambda: PixelCNN(4, 1, image_shape=(5, 5)), _binary(1, 5, 5), 25, CONVERT),
+    "PixelRNN": Factory(lambda: PixelRNN(6, image_shape=(5, 5)), _binary(1, 5, 5), 25, CONVERT),
 }
 NAMES = sorted(FACTORIES)
 
