@@ -104,7 +104,8 @@ def autoregressive_rows(x_test: torch.Tensor) -> list:
                 float(estimate.mean),
                 float(estimate.stderr),
                 epochs=trained.get("epochs"),
-                train_seconds=trained.get("train_seconds_this_run"),
+                # every epoch, over all resumed runs (train_seconds_this_run is the last run only)
+                train_seconds=round(sum(trained.get("seconds_per_epoch", [])), 1) or None,
                 command=trained.get("command"),
             )  # fmt: skip
         )

@@ -37,8 +37,8 @@ from companion.shipped import load_shipped_state
 
 WEIGHTS_FILE = "pixelcnn_fashion_mnist.pt"
 PIXELCNN_CHANNELS = 64
-PIXELCNN_BLOCKS = 5
-PIXELCNN_DILATIONS = (1, 2, 4, 8, 1)
+PIXELCNN_BLOCKS = 10
+PIXELCNN_DILATIONS = (1, 2, 4, 8, 1, 1, 2, 4, 8, 1)
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -212,10 +212,39 @@ class PixelCNN(RecordedArchitecture):
         return self.complete(blank, 0, generator=generator)
 
 
+def deepen(model: PixelCNN, dilations: Sequence[int]) -> PixelCNN:
+    """A copy of ``model`` with ``len(dilations)`` more residual blocks and the same function.
+
+    The new blocks (one per dilation) come after the old ones, and each
+    starts with its last 1×1 convolution at zero, so it adds nothing to the
+    residual stream until training moves it: capacity is added without
+    losing what the smaller model learnt (a function-preserving step, as in
+    Net2Net). The copy is on ``model``'s device and dtype.
+    """
+    dilations = tuple(dilations)
+    ref = model.net[0].weight
+    deeper = PixelCNN(
+        model.channels, model.n_blocks + len(dilations),
+        dilations=model.dilations + dilations, image_shape=model.image_shape,
+    ).to(device=ref.device, dtype=ref.dtype)  # fmt: skip
+    old, new = list(model.net), list(deeper.net)
+    kept = old[: model.n_blocks + 1]  # the type-A layer and the old blocks
+    head = old[model.n_blocks + 1 :]  # ReLU, 1x1, ReLU, 1x1
+    for source, target in zip(
+        kept + head, new[: len(kept)] + new[deeper.n_blocks + 1 :], strict=True
+    ):
+        target.load_state_dict(source.state_dict())
+    with torch.no_grad():
+        for block in new[model.n_blocks + 1 : deeper.n_blocks + 1]:
+            block.net[-1].weight.zero_()
+            block.net[-1].bias.zero_()
+    return deeper.train(model.training)
+
+
 def load_pixelcnn() -> PixelCNN:
     """The PixelCNN trained by ``python scripts/train_pixelcnn.py`` on binarised Fashion-MNIST.
 
-    64 channels, 5 residual blocks with dilations 1, 2, 4, 8, 1; float32, in
+    64 channels, 10 residual blocks with dilations 1, 2, 4, 8, 1 twice; float32, in
     eval mode. The test NLL and the command are in
     ``benchmarks/results/pixelcnn_nll.json``.
     """

@@ -68,7 +68,9 @@ def common_parser(description: str, epochs: int, decay_at: int | None) -> argpar
 def _command(script: str, args: argparse.Namespace) -> str:
     parts = [f"python scripts/{script}", f"--epochs {args.epochs}"]
     options = {"decay-at": args.decay_at, "lr": args.lr, "batch-size": args.batch_size,
-               "subset": args.subset, "test-subset": args.test_subset}  # fmt: skip
+               "subset": args.subset, "test-subset": args.test_subset,
+               "blocks": getattr(args, "blocks", None),
+               "grow-from": getattr(args, "grow_from", None)}  # fmt: skip
     parts += [f"--{key} {value}" for key, value in options.items() if value is not None]
     return " ".join(parts)
 

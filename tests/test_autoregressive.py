@@ -288,3 +288,22 @@ def test_weights_do_not_load_into_other_masks_or_dilations(saved, other):
         other().load_state_dict(state)
     twin = saved()
     twin.load_state_dict(state)  # the same settings load fine
+
+
+# ------------------------------------------------------------------ deepening
+def test_deepen_keeps_the_function_and_adds_trainable_blocks():
+    from companion.pixelcnn import deepen
+
+    small = randomise(PixelCNN(6, 2, image_shape=(6, 6), dilations=(1, 2)).double())
+    x = torch.bernoulli(torch.full((4, 1, 6, 6), 0.5, dtype=F64))
+    deeper = deepen(small, (1, 2, 1))
+    assert deeper.n_blocks == 5 and deeper.dilations == (1, 2, 1, 2, 1)
+    assert deeper.net[0].weight.dtype == F64
+    torch.testing.assert_close(deeper.log_prob(x), small.log_prob(x))
+    deeper.loss(x)["loss"].backward()
+    assert deeper.net[5].net[-1].weight.grad.abs().sum() > 0, "the new blocks can learn"
+    # still autoregressive once the new blocks are non-zero
+    randomise(deeper, seed=3)
+    image = torch.rand(1, 1, 6, 6, dtype=F64).requires_grad_()
+    deeper(image)[0, 0, 3, 2].backward()
+    assert torch.all(image.grad[0, 0].reshape(-1)[3 * 6 + 2 :] == 0)
