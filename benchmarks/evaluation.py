@@ -36,6 +36,7 @@ from companion import resolve_device, seed_everything
 from companion.bernoulli import BernoulliMixture
 from companion.data import flatten, load_fashion_mnist, to_float
 from companion.evaluation import nats_to_bits_per_dim, nll_nats
+from companion.pixelcnn import PIXELCNN_BLOCKS
 from companion.pretrained import load_vae
 from companion.transforms import binarize
 from companion.vae import importance_weighted_nll
@@ -86,8 +87,8 @@ def autoregressive_rows(x_test: torch.Tensor) -> list:
     rows = []
     for name, module, loader, results in (
         ("MADE 784-1000-784", "companion.made", "load_made", "made_nll.json"),
-        ("PixelCNN (5 dilated residual blocks)", "companion.pixelcnn", "load_pixelcnn",
-         "pixelcnn_nll.json"),
+        (f"PixelCNN ({PIXELCNN_BLOCKS} dilated residual blocks)", "companion.pixelcnn",
+         "load_pixelcnn", "pixelcnn_nll.json"),
     ):  # fmt: skip
         try:
             model = getattr(__import__(module, fromlist=[loader]), loader)()
@@ -97,15 +98,19 @@ def autoregressive_rows(x_test: torch.Tensor) -> list:
         estimate = nll_nats(model, x_test)
         record = RESULTS / results
         trained = json.loads(record.read_text()) if record.exists() else {}
+        # a model grown from a smaller one (scripts/train_pixelcnn.py) counts both stages
+        stage = trained.get("architecture", {}).get("grown_from", {})
+        epochs = (trained.get("epochs") or 0) + (stage.get("epochs") or 0)
+        seconds = trained.get("seconds_per_epoch", []) + stage.get("seconds_per_epoch", [])
         rows.append(
             _row(
                 name,
                 "exact",
                 float(estimate.mean),
                 float(estimate.stderr),
-                epochs=trained.get("epochs"),
+                epochs=epochs or None,
                 # every epoch, over all resumed runs (train_seconds_this_run is the last run only)
-                train_seconds=round(sum(trained.get("seconds_per_epoch", [])), 1) or None,
+                train_seconds=round(sum(seconds), 1) or None,
                 command=trained.get("command"),
             )  # fmt: skip
         )

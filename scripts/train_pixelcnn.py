@@ -16,7 +16,7 @@ grown model begins exactly where the small one stopped):
 
     python scripts/train_pixelcnn.py --blocks 5 --epochs 8 --decay-at 20
     python scripts/train_pixelcnn.py --grow-from _build/pixelcnn_5blocks.ckpt \\
-        --epochs 16 --decay-at 12
+        --epochs 14 --decay-at 11
 
 The second command writes ``companion/weights/pixelcnn_fashion_mnist.pt``
 (float32 state dict, loaded with ``weights_only=True`` by
@@ -68,7 +68,7 @@ def grown_model(path: str, dilations: tuple[int, ...]) -> tuple[PixelCNN, dict]:
 
 
 def main() -> None:
-    parser = common_parser(__doc__, epochs=16, decay_at=12)
+    parser = common_parser(__doc__, epochs=14, decay_at=11)
     parser.add_argument("--blocks", type=int, default=len(PIXELCNN_DILATIONS),
                         help="use the first N blocks of the shipped architecture")  # fmt: skip
     parser.add_argument("--grow-from", default=None,
