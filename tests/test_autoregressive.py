@@ -8,33 +8,17 @@ of drawn vectors with those probabilities.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
 import torch
+from autoregressive_checks import F64, all_binary, assert_samples_follow_log_prob, randomise
 
 from companion.autoregressive import check_binary
 from companion.errors import CheckpointMismatchError
 from companion.made import MADE, MaskedLinear
 from companion.pixelcnn import MaskedConv2d, PixelCNN
 from companion.train import Trainer
-
-F64 = torch.float64
-
-
-def all_binary(d: int) -> torch.Tensor:
-    """Every vector of {0, 1}^d, (2^d, d), float64."""
-    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=d)), dtype=F64)
-
-
-def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Large random weights, so that no logit is constant by accident."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return model
 
 
 def jacobian(model, x: torch.Tensor) -> torch.Tensor:
@@ -173,16 +157,9 @@ def test_pixelcnn_sums_to_one_over_all_3x3_images(dilations):
 
 @pytest.mark.parametrize("dilations", [(1,), (2,)])
 def test_pixelcnn_samples_follow_its_own_probabilities(dilations):
-    n = 40_000
     model = randomise(PixelCNN(4, 1, image_shape=(2, 2), dilations=dilations).double())
     model.net[-1].weight.data.mul_(0.1)
-    x = model.sample(n, generator=torch.Generator().manual_seed(0))
-    assert x.shape == (n, 1, 2, 2)
-    codes = (x.reshape(n, 4) * torch.tensor([8.0, 4.0, 2.0, 1.0], dtype=F64)).sum(1).long()
-    counts = torch.bincount(codes, minlength=16).double()
-    probs = model.log_prob(all_binary(4)).exp().detach()
-    se = (n * probs * (1 - probs)).sqrt()
-    assert torch.all((counts - n * probs).abs() < 5 * se + 1), (counts, n * probs)
+    assert_samples_follow_log_prob(model)
 
 
 def test_pixelcnn_accepts_rows_and_images_alike():

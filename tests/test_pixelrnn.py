@@ -13,24 +13,11 @@ import itertools
 
 import pytest
 import torch
+from autoregressive_checks import F64, all_binary, assert_samples_follow_log_prob, randomise
 
 from companion.errors import CheckpointMismatchError
 from companion.pixelrnn import PixelRNN, halve_images
 from companion.train import Trainer
-
-F64 = torch.float64
-
-
-def randomise(model: torch.nn.Module, seed: int = 0, scale: float = 1.0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return model
-
-
-def all_binary(d: int) -> torch.Tensor:
-    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=d)), dtype=F64)
 
 
 @pytest.mark.parametrize("n_layers", [1, 2])
@@ -88,15 +75,7 @@ def test_log_prob_matches_a_step_by_step_computation():
 
 
 def test_samples_follow_its_own_probabilities():
-    n = 40_000
-    model = randomise(PixelRNN(4, image_shape=(2, 2)).double(), scale=0.8)
-    x = model.sample(n, generator=torch.Generator().manual_seed(0))
-    assert x.shape == (n, 1, 2, 2)
-    codes = (x.reshape(n, 4) * torch.tensor([8.0, 4.0, 2.0, 1.0], dtype=F64)).sum(1).long()
-    counts = torch.bincount(codes, minlength=16).double()
-    probs = model.log_prob(all_binary(4)).exp().detach()
-    se = (n * probs * (1 - probs)).sqrt()
-    assert torch.all((counts - n * probs).abs() < 5 * se + 1), (counts, n * probs)
+    assert_samples_follow_log_prob(randomise(PixelRNN(4, image_shape=(2, 2)).double(), scale=0.8))
 
 
 def test_completion_keeps_the_given_rows_and_follows_the_conditional():
