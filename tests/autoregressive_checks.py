@@ -32,3 +32,17 @@ def assert_samples_follow_log_prob(model: torch.nn.Module, n: int = 40_000) -> N
     probs = model.log_prob(all_binary(4)).exp().detach()
     se = (n * probs * (1 - probs)).sqrt()
     assert torch.all((counts - n * probs).abs() < 5 * se + 1), (counts, n * probs)
+
+
+def assert_completions_follow_the_conditional(model: torch.nn.Module, n: int = 20_000) -> None:
+    """A 2×2 image model's completions of row 0 = (1, 0) keep it and follow p(row 1 | row 0)."""
+    given = torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=F64).expand(n, 4)
+    out = model.complete(given, 1, generator=torch.Generator().manual_seed(3)).reshape(n, 4)
+    assert torch.equal(out[:, :2], given[:, :2])
+    joint = model.log_prob(all_binary(4)).exp().detach()  # codes 8a + 4b + 2c + d
+    conditional = joint[8:12] / joint[8:12].sum()  # row 0 = (1, 0)
+    counts = torch.bincount((out[:, 2] * 2 + out[:, 3]).long(), minlength=4).double()
+    se = (n * conditional * (1 - conditional)).sqrt()
+    assert torch.all((counts - n * conditional).abs() < 5 * se + 1), (counts, n * conditional)
+    full = model.complete(given[:3], 2)
+    assert torch.equal(full.reshape(3, 4), given[:3])

@@ -12,7 +12,13 @@ import math
 
 import pytest
 import torch
-from autoregressive_checks import F64, all_binary, assert_samples_follow_log_prob, randomise
+from autoregressive_checks import (
+    F64,
+    all_binary,
+    assert_completions_follow_the_conditional,
+    assert_samples_follow_log_prob,
+    randomise,
+)
 
 from companion.autoregressive import check_binary
 from companion.errors import CheckpointMismatchError
@@ -160,6 +166,14 @@ def test_pixelcnn_samples_follow_its_own_probabilities(dilations):
     model = randomise(PixelCNN(4, 1, image_shape=(2, 2), dilations=dilations).double())
     model.net[-1].weight.data.mul_(0.1)
     assert_samples_follow_log_prob(model)
+
+
+def test_pixelcnn_completions_keep_the_given_rows_and_follow_the_conditional():
+    model = randomise(PixelCNN(4, 1, image_shape=(2, 2), dilations=(1,)).double())
+    model.net[-1].weight.data.mul_(0.1)
+    assert_completions_follow_the_conditional(model)
+    with pytest.raises(ValueError, match="n_rows=3 must be between 0 and the image height 2"):
+        model.complete(torch.zeros(1, 4, dtype=F64), 3)
 
 
 def test_pixelcnn_accepts_rows_and_images_alike():

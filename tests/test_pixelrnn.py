@@ -13,7 +13,13 @@ import itertools
 
 import pytest
 import torch
-from autoregressive_checks import F64, all_binary, assert_samples_follow_log_prob, randomise
+from autoregressive_checks import (
+    F64,
+    all_binary,
+    assert_completions_follow_the_conditional,
+    assert_samples_follow_log_prob,
+    randomise,
+)
 
 from companion.errors import CheckpointMismatchError
 from companion.pixelrnn import PixelRNN, halve_images
@@ -79,19 +85,8 @@ def test_samples_follow_its_own_probabilities():
 
 
 def test_completion_keeps_the_given_rows_and_follows_the_conditional():
-    """p(row 1 | row 0) from exp(log_prob) matches completions of a fixed row 0."""
-    n = 20_000
     model = randomise(PixelRNN(4, image_shape=(2, 2)).double(), scale=0.8)
-    given = torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=F64).expand(n, 4)
-    out = model.complete(given, 1, generator=torch.Generator().manual_seed(3)).reshape(n, 4)
-    assert torch.equal(out[:, :2], given[:, :2])
-    joint = model.log_prob(all_binary(4)).exp().detach()  # codes 8a + 4b + 2c + d
-    conditional = joint[8:12] / joint[8:12].sum()  # row 0 = (1, 0)
-    counts = torch.bincount((out[:, 2] * 2 + out[:, 3]).long(), minlength=4).double()
-    se = (n * conditional * (1 - conditional)).sqrt()
-    assert torch.all((counts - n * conditional).abs() < 5 * se + 1), (counts, n * conditional)
-    full = model.complete(given[:3], 2)
-    assert torch.equal(full.reshape(3, 4), given[:3])
+    assert_completions_follow_the_conditional(model)
 
 
 def test_sampling_is_reproducible_with_a_generator():
