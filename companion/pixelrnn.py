@@ -105,18 +105,19 @@ class PixelRNN(RecordedArchitecture):
         )
 
     def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
-        """What step t reads, (N, H·W, 5): left, up-left, up, up-right, first column flag.
+        """What each step reads, (N, h·W, 5), for rows (N, h·W) holding h whole image rows.
 
-        Pixels off the image read as 0.
+        Left, up-left, up, up-right and a first-column flag; pixels off the
+        image (or above the first row given) read as 0.
         """
-        H, W = self.image_shape
-        images = rows.reshape(-1, 1, H, W)
-        left = F.pad(images, (1, 0))[..., :W]  # (N, 1, H, W)
-        above = F.pad(images, (1, 1, 1, 0))[..., :H, :]  # (N, 1, H, W + 2): row r-1, padded
+        W = self.image_shape[1]
+        images = rows.reshape(rows.shape[0], 1, -1, W)  # whole rows: the image or its top part
+        left = F.pad(images, (1, 0))[..., :W]  # (N, 1, h, W)
+        above = F.pad(images, (1, 1, 1, 0))[..., :-1, :]  # (N, 1, h, W + 2): row r-1, padded
         first = torch.zeros_like(images)
         first[..., 0] = 1
         features = [left, above[..., :W], above[..., 1 : W + 1], above[..., 2:], first]
-        return torch.cat(features, 1).flatten(2).transpose(1, 2)  # (N, H·W, 5)
+        return torch.cat(features, 1).flatten(2).transpose(1, 2)  # (N, h·W, 5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of p(x_t = 1 | x_<t), (N, H·W)."""
@@ -156,7 +157,9 @@ class PixelRNN(RecordedArchitecture):
         if start > 0:  # the prefix up to step start-1: its state predicts pixel `start`
             _, state = self.lstm(self._inputs(rows)[:, :start])
         for t in range(start, H * W):
-            step = self._inputs(rows)[:, t : t + 1]  # (N, 1, 5): all known pixels
+            r = t // W  # step t reads rows r - 1 and r only; the window starts a row above
+            top = max(r - 1, 0)
+            step = self._inputs(rows[:, top * W : (r + 1) * W])[:, t - top * W : t - top * W + 1]
             out, state = self.lstm(step, state)
             logit = self.readout(out[:, 0]).squeeze(-1) + self.position_logit[t]
             rows[:, t] = draw_bernoulli(logit, generator)
