@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make book   build the executed book into _build/html (warnings are errors)"
 	@echo "make test   lint, unit and property tests, and every notebook in fast mode"
-	@echo "make bench  run the benchmarks and write benchmarks/results/"
+	@echo "make bench  run the benchmarks and write companion/records/"
 	@echo "make timing execute every notebook (full and fast) and report the times"
 	@echo "make student build the student edition (no solutions) into _build/student"
 	@echo "make clean  remove _build"

@@ -11,7 +11,7 @@ Reports time per iteration, total time, iterations and the final inertia /
 average log-likelihood. Targets on the CPU: KMeans time per iteration at most
 scikit-learn's with the inertia within 0.5 %; GaussianMixture at least 3x
 faster per iteration with the same log-likelihood (1e-4 relative).
-Writes ``results/clustering[-DEVICE].json``.
+Writes ``companion/records/clustering[-DEVICE].json``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ The 10,000 test images are binarised once with seed 12345 (as in
   EM on the training images binarised once with seed 0), fitted here and timed:
   exact NLL;
 * the shipped VAE: the importance-weighted bound with k = 1000, from
-  ``benchmarks/results/vae_nll.json`` (written by ``scripts/train_vae.py``;
+  ``companion/records/vae_nll.json`` (written by ``scripts/train_vae.py``;
   ``--recompute-vae`` computes it again);
 * the shipped MADE and PixelCNN, when their weights exist: exact NLL, computed
   here from the weights (their training scripts record the same number and the
@@ -21,7 +21,7 @@ Because every model scores the same images, the PixelCNN and the VAE are also
 compared image by image (``paired_with_vae``: the mean difference and its
 paired standard error, with the VAE's bound recomputed per image, k = 1000).
 
-    python benchmarks/evaluation.py                 # writes results/evaluation.json
+    python benchmarks/evaluation.py                 # writes companion/records/evaluation.json
     python benchmarks/evaluation.py --components 10 --out /tmp/evaluation.json
 """
 
@@ -161,7 +161,7 @@ def vae_row(x_test: torch.Tensor, recompute: bool) -> dict:
     else:
         saved = json.loads((RESULTS / "vae_nll.json").read_text())
         mean, stderr_ = saved["test_iwae_nll"], saved["test_iwae_nll_standard_error"]
-        source = "benchmarks/results/vae_nll.json (" + saved["command"] + ")"
+        source = "companion/records/vae_nll.json (" + saved["command"] + ")"
     epochs = json.loads((RESULTS / "vae_nll.json").read_text())["epochs"]
     return _row(
         "VAE 784-512-256-32", "bound (IWAE, k = 1000)", mean, stderr_, source=source, epochs=epochs

@@ -1,7 +1,7 @@
 """Foundation benchmarks: data loading and the trainer's overhead.
 
 Run with ``make bench`` (or ``python benchmarks/foundation.py --device cuda``). Writes
-``benchmarks/results/foundation[-DEVICE].json``, which the book shows.
+``companion/records/foundation[-DEVICE].json``, which the book shows.
 
 What is measured:
 

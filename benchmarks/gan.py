@@ -16,7 +16,7 @@ book's classifier, 5,000 samples against the 10,000 test images) after
 ``--dcgan-steps`` generator updates from scratch, next to the train-vs-test
 floor and the shipped generator's distance.
 
-    python benchmarks/gan.py                       # writes results/gan[-DEVICE].json
+    python benchmarks/gan.py                       # writes companion/records/gan[-DEVICE].json
     python benchmarks/gan.py --steps 500 --seeds 1 --dcgan-steps 20 --out /tmp/gan.json
 """
 

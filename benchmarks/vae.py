@@ -19,7 +19,7 @@ once with a fixed seed; 10 draws of z per image, KL in closed form), each
 model scored by its own code. Targets: companion time per epoch at most 1.1x
 the plain loop's, test negative ELBO within 1 %.
 
-    python benchmarks/vae.py                          # writes results/vae[-DEVICE].json
+    python benchmarks/vae.py                          # writes companion/records/vae[-DEVICE].json
     python benchmarks/vae.py --epochs 1 --n-train 5000 --out /tmp/vae.json   # quick check
 """
 
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--n-train", type=int, default=60000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="write the JSON here instead of benchmarks/results/")
+    parser.add_argument("--out", help="write the JSON here instead of companion/records/")
     args = parser.parse_args()
     device = resolve_device(args.device)
     load_before = os.getloadavg()

@@ -138,7 +138,7 @@ def load_fashion_classifier() -> FashionClassifier:
 
     Stored in float16 in ``companion/weights/fashion_classifier.pt``;
     returned in float32, in eval mode. Its test accuracy and the command are
-    in ``benchmarks/results/fashion_classifier.json``.
+    in ``companion/records/fashion_classifier.json``.
     """
     model = FashionClassifier()
     model.load_state_dict(load_shipped_state(WEIGHTS_FILE, "train_fashion_classifier.py"))

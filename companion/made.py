@@ -220,7 +220,7 @@ def load_made() -> MADE:
 
     784-1000-784, natural (raster) ordering, one mask, seed 0; float32, in
     eval mode. The test NLL and the command are in
-    ``benchmarks/results/made_nll.json``.
+    ``companion/records/made_nll.json``.
     """
     model = MADE(784, MADE_HIDDEN)
     model.load_state_dict(load_shipped_state(WEIGHTS_FILE, "train_made.py"))

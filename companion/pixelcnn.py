@@ -246,7 +246,7 @@ def load_pixelcnn() -> PixelCNN:
 
     64 channels, 10 residual blocks with dilations 1, 2, 4, 8, 1 twice; float32, in
     eval mode. The test NLL and the command are in
-    ``benchmarks/results/pixelcnn_nll.json``.
+    ``companion/records/pixelcnn_nll.json``.
     """
     model = PixelCNN(PIXELCNN_CHANNELS, PIXELCNN_BLOCKS, dilations=PIXELCNN_DILATIONS)
     model.load_state_dict(load_shipped_state(WEIGHTS_FILE, "train_pixelcnn.py"))

@@ -179,7 +179,7 @@ def load_pixelrnn() -> PixelRNN:
     """The PixelRNN trained by ``python scripts/train_pixelrnn.py`` on 14×14 Fashion-MNIST.
 
     One LSTM layer of 128 units; float32, in eval mode. The test NLL and the
-    command are in ``benchmarks/results/pixelrnn_nll.json``.
+    command are in ``companion/records/pixelrnn_nll.json``.
     """
     model = PixelRNN(PIXELRNN_HIDDEN)
     model.load_state_dict(load_shipped_state(WEIGHTS_FILE, "train_pixelrnn.py"))

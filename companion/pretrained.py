@@ -6,8 +6,16 @@ import torch
 
 from companion.autoencoders import Autoencoder
 from companion.dcgan import DCGANGenerator
-from companion.shipped import load_shipped_file, load_shipped_state
+from companion.shipped import load_record, load_shipped_file, load_shipped_state, record_names
 from companion.vae import VAE
+
+__all__ = [
+    "load_deep_autoencoder",
+    "load_vae",
+    "load_dcgan",
+    "load_record",
+    "record_names",
+]
 
 DEEP_AUTOENCODER_DIMS = [784, 1000, 500, 250, 30]
 VAE_HIDDEN = (512, 256)
@@ -20,7 +28,7 @@ def load_deep_autoencoder() -> Autoencoder:
     """The 784-1000-500-250-30 ReLU autoencoder trained on Fashion-MNIST train.
 
     Produced by ``python scripts/train_deep_autoencoder.py`` (the command and
-    the measured errors are in ``benchmarks/results/deep_autoencoder.json``);
+    the measured errors are in ``companion/records/deep_autoencoder.json``);
     stored in float16, returned in float32, in eval mode.
     """
     model = Autoencoder(DEEP_AUTOENCODER_DIMS, "relu", output="bernoulli")
@@ -32,7 +40,7 @@ def load_vae() -> VAE:
     """The 784-512-256-32 Bernoulli VAE trained on dynamically binarised Fashion-MNIST.
 
     Produced by ``python scripts/train_vae.py`` (the command, the test −ELBO and
-    the importance-weighted NLL are in ``benchmarks/results/vae_nll.json``);
+    the importance-weighted NLL are in ``companion/records/vae_nll.json``);
     float32, in eval mode.
     """
     model = VAE.mlp(784, VAE_HIDDEN, VAE_LATENT, likelihood="bernoulli")
@@ -45,7 +53,7 @@ def load_dcgan() -> tuple[DCGANGenerator, torch.Tensor]:
 
     Produced by ``python scripts/train_dcgan.py`` (the command, the Fréchet
     distance after every epoch and the training speed are in
-    ``benchmarks/results/dcgan_training.json``). Returns the generator
+    ``companion/records/dcgan_training.json``). Returns the generator
     (float32, eval mode, images in [-1, 1]) and the samples it drew at 16 fixed
     codes after every epoch, uint8 of shape (epochs, 16, 1, 28, 28).
     """

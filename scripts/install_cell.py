@@ -3,7 +3,8 @@
 Usage: ``python scripts/install_cell.py`` rewrites that cell in every notebook
 under book/ from the repository URL in _config.yml (the one place it is kept)
 and the package version in companion/__init__.py: Colab installs the companion
-from the tag ``v<version>``, the release the book was built with;
+from the tag ``v<version>``, the release the book was built with, unless the
+environment variable ``COMPANION_INSTALL_SOURCE`` names another pip source;
 ``--check`` only reports notebooks that differ (tests run this check).
 """
 
@@ -19,6 +20,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "# Colab: install the companion package"
+# Set, the cell installs from this pip URL instead of the tag (``file:///…/companion-….whl``
+# for example): the student-environment run (scripts/student_env.py) installs the wheel
+# under test this way. The extra ``notebooks`` adds what the notebooks import beyond the
+# package (scikit-learn, SciPy, ipywidgets).
+SOURCE_VARIABLE = "COMPANION_INSTALL_SOURCE"
 
 
 def repository_url(root: Path = ROOT) -> str:
@@ -48,11 +54,13 @@ def install_cell_source(url: str, version: str | None = None) -> str:
     version = package_version() if version is None else version
     return f"""{MARKER} (does nothing outside Colab).
 import importlib.util
+import os
 import subprocess
 import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("companion") is None:
-    package = "git+{url}@v{version}"
+    source = os.environ.get("{SOURCE_VARIABLE}", "git+{url}@v{version}")
+    package = "companion[notebooks] @ " + source
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)"""
 
 

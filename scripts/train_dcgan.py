@@ -15,7 +15,7 @@ epoch the script records
 writes ``companion/weights/dcgan_fashion_mnist.pt`` (the generator in float16
 and the uint8 snapshots; loaded with ``weights_only=True`` by
 ``companion.pretrained.load_dcgan``) and
-``benchmarks/results/dcgan_training.json``. It resumes from
+``companion/records/dcgan_training.json``. It resumes from
 ``_build/dcgan.ckpt`` when run again.
 """
 
@@ -43,7 +43,7 @@ from companion.sample_quality import FrechetScorer  # noqa: E402
 from companion.train import Trainer  # noqa: E402
 
 WEIGHTS = ROOT / "companion" / "weights" / "dcgan_fashion_mnist.pt"
-RESULTS = ROOT / "benchmarks" / "results" / "dcgan_training.json"
+RESULTS = ROOT / "companion" / "records" / "dcgan_training.json"
 
 
 class Record:

@@ -8,7 +8,7 @@ by the squared reconstruction error per test image (summed over pixels).
 
 trains with Adam at lr 1e-3, divided by ten from epoch ``--decay-at`` on, and
 writes ``companion/weights/deep_autoencoder_30.pt`` (float16 state dict, loaded
-with ``weights_only=True``) and ``benchmarks/results/deep_autoencoder.json``
+with ``weights_only=True``) and ``companion/records/deep_autoencoder.json``
 (the errors, the settings, the machine and the command).
 """
 
@@ -95,7 +95,7 @@ def main() -> None:
         "final_train_loss_bce": round(history["loss"][-1], 3),
         "final_test_loss_bce": round(history["val_loss"][-1], 3),
     }
-    out = ROOT / "benchmarks" / "results" / "deep_autoencoder.json"
+    out = ROOT / "companion" / "records" / "deep_autoencoder.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

@@ -9,7 +9,7 @@ trained with Adam (lr 1e-3, batch 128) on the 60,000 training images in
 
 writes ``companion/weights/fashion_classifier.pt`` (float16 state dict,
 loaded with ``weights_only=True`` by ``load_fashion_classifier``) and
-``benchmarks/results/fashion_classifier.json`` (test accuracy, time,
+``companion/records/fashion_classifier.json`` (test accuracy, time,
 machine, command). It resumes from ``_build/fashion_classifier.ckpt``.
 """
 
@@ -34,7 +34,7 @@ from companion.feature_classifier import WEIGHTS_FILE, FashionClassifier  # noqa
 from companion.train import Trainer  # noqa: E402
 
 WEIGHTS = ROOT / "companion" / "weights" / WEIGHTS_FILE
-RESULTS = ROOT / "benchmarks" / "results" / "fashion_classifier.json"
+RESULTS = ROOT / "companion" / "records" / "fashion_classifier.json"
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ test images are binarised once with seed 12345, as for the VAE
 
 writes ``companion/weights/made_fashion_mnist.pt`` (float32 state dict,
 loaded with ``weights_only=True`` by ``companion.made.load_made``) and
-``benchmarks/results/made_nll.json`` (test NLL in nats with its standard
+``companion/records/made_nll.json`` (test NLL in nats with its standard
 error, bits/dim, train time, machine, command). It resumes from
 ``_build/made.ckpt`` when run again. ``--subset N`` (the first N training
 images) and ``--test-subset N`` make a smoke run; its files go to
@@ -61,7 +61,7 @@ def common_parser(description: str, epochs: int, decay_at: int | None) -> argpar
     parser.add_argument("--device", default="auto")
     parser.add_argument("--checkpoint", default=None, help="default _build/NAME.ckpt")
     parser.add_argument("--weights", default=None, help="default companion/weights/...")
-    parser.add_argument("--results", default=None, help="default benchmarks/results/NAME_nll.json")
+    parser.add_argument("--results", default=None, help="default companion/records/NAME_nll.json")
     return parser
 
 
@@ -94,7 +94,7 @@ def train_and_report(
     )
     weights = Path(args.weights or (out_dir or ROOT / "companion" / "weights") / weights_file)
     results_path = Path(
-        args.results or (out_dir or ROOT / "benchmarks" / "results") / f"{name}_nll.json"
+        args.results or (out_dir or ROOT / "companion" / "records") / f"{name}_nll.json"
     )
 
     seed_everything(0)
@@ -122,7 +122,7 @@ def train_and_report(
     weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
 
-    vae_file = ROOT / "benchmarks" / "results" / "vae_nll.json"
+    vae_file = ROOT / "companion" / "records" / "vae_nll.json"
     vae = None
     if prepare is None and vae_file.exists():
         vae = json.loads(vae_file.read_text())["test_iwae_nll"]

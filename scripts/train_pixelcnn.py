@@ -7,7 +7,7 @@ Bernoulli logits (van den Oord et al., 2016), trained with Adam (lr 1e-3,
 divided by ten from ``--decay-at``), batch 128, on a fresh Bernoulli draw of
 every training batch; the 10,000 test images are binarised once with seed
 12345, as for the VAE, so the numbers compare. The target is a test NLL
-below the VAE's importance-weighted bound (``benchmarks/results/vae_nll.json``).
+below the VAE's importance-weighted bound (``companion/records/vae_nll.json``).
 
 The shipped model was trained in two stages, to spend a CPU's hours well: a
 model with the first five blocks, then the full model grown from it
@@ -21,7 +21,7 @@ grown model begins exactly where the small one stopped):
 The second command writes ``companion/weights/pixelcnn_fashion_mnist.pt``
 (float32 state dict, loaded with ``weights_only=True`` by
 ``companion.pixelcnn.load_pixelcnn``) and
-``benchmarks/results/pixelcnn_nll.json`` (test NLL in nats with its standard
+``companion/records/pixelcnn_nll.json`` (test NLL in nats with its standard
 error, bits/dim, train time of both stages, machine, commands). Each stage
 resumes from its checkpoint ``_build/pixelcnn_<blocks>blocks.ckpt`` when run
 again; a model with fewer blocks than the shipped one writes its weights and

@@ -14,7 +14,7 @@ seed 12345.
 writes ``companion/weights/pixelrnn_fashion_mnist_14.pt`` (float32 state
 dict, loaded with ``weights_only=True`` by
 ``companion.pixelrnn.load_pixelrnn``) and
-``benchmarks/results/pixelrnn_nll.json``. It resumes from
+``companion/records/pixelrnn_nll.json``. It resumes from
 ``_build/pixelrnn.ckpt`` when run again. ``--subset N`` and
 ``--test-subset N`` make a smoke run whose files go to ``_build/smoke/``.
 """

@@ -10,7 +10,7 @@ by ten from epoch ``--decay-at``, batch 128, KL warm-up over the first
     python scripts/train_vae.py --epochs 100 --warmup 10 --decay-at 90
 
 writes ``companion/weights/vae_fashion_mnist.pt`` (float32 state dict, loaded
-with ``weights_only=True``) and ``benchmarks/results/vae_nll.json`` (test
+with ``weights_only=True``) and ``companion/records/vae_nll.json`` (test
 −ELBO and importance-weighted NLL with k = ``--k`` samples, settings,
 machine, command). It resumes from ``_build/vae.ckpt`` when run again.
 """
@@ -106,7 +106,7 @@ def main() -> None:
         },
         "targets": {"cpu_nll_at_most": 232.0, "gpu_nll_at_most": 228.0},
     }
-    out = ROOT / "benchmarks" / "results" / "vae_nll.json"
+    out = ROOT / "companion" / "records" / "vae_nll.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

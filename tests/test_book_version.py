@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import yaml
+from helpers import load_script
 
 import companion
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("install_cell", ROOT / "scripts" / "install_cell.py")
-install_cell = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(install_cell)
+install_cell = load_script("install_cell")
 
 
 def test_install_cell_reads_the_package_version():

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import tarfile
 from pathlib import Path
 
 import pytest
+from helpers import load_file, load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fetch_mathjax = _load("fetch_mathjax", ROOT / "scripts" / "fetch_mathjax.py")
-local_mathjax = _load("local_mathjax", ROOT / "book" / "_ext" / "local_mathjax.py")
+fetch_mathjax = load_script("fetch_mathjax")
+local_mathjax = load_file("local_mathjax", ROOT / "book" / "_ext" / "local_mathjax.py")
 
 
 def _tarball(files: dict[str, bytes]) -> bytes:

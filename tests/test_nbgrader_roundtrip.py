@@ -10,19 +10,20 @@ Needs the ``instructor`` extra (nbgrader).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import load_script
 
 pytest.importorskip("nbgrader", reason="nbgrader is not installed: pip install -e '.[instructor]'")
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "vae"  # its checks need no data set and run in a second or two
 ASSIGNMENT = "vae-exercises"
+jupyter_edition = load_script("jupyter_edition")
 
 
 def with_venv_on_path(env: dict[str, str]) -> dict[str, str]:
@@ -86,7 +87,11 @@ def course(tmp_path_factory) -> Path:
     )
     source = course / "source" / ASSIGNMENT
     source.mkdir(parents=True)
-    shutil.copy2(ROOT / "book" / CHAPTER / "exercises.ipynb", source / "exercises.ipynb")
+    # The instructor releases the Jupyter edition (plain Markdown), as assigning.md says.
+    edition = jupyter_edition.Edition.of_book(ROOT)
+    nbformat.write(
+        edition.notebook(ROOT / "book" / CHAPTER / "exercises.ipynb"), source / "exercises.ipynb"
+    )
     nbgrader(course, "db", "student", "add", "blank")
     nbgrader(course, "db", "student", "add", "solved")
     nbgrader(course, "generate_assignment", ASSIGNMENT)
@@ -126,6 +131,11 @@ def test_release_has_stubs_and_no_solution_code(course):
     markdown = [c.source for c in release.cells if c.cell_type == "markdown"]
     assert not any("{solution}" in text for text in markdown)
     assert "YOUR ANSWER HERE" in markdown
+    macros = list(jupyter_edition.macros(jupyter_edition.load_config(ROOT)))
+    leftovers = {i: jupyter_edition.leftovers(text, macros) for i, text in enumerate(markdown)}
+    assert {i: found for i, found in leftovers.items() if found} == {}, (
+        "the release shows MyST syntax that JupyterLab and nbgrader print as raw text"
+    )
 
 
 def test_release_as_submitted_scores_zero(course, monkeypatch):

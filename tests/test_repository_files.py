@@ -17,11 +17,10 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("install_cell", ROOT / "scripts" / "install_cell.py")
-install_cell = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(install_cell)
+install_cell = load_script("install_cell")
 
 NOTEBOOKS = install_cell.notebooks()
 REAL_FIND_SPEC = importlib.util.find_spec
@@ -77,9 +76,55 @@ def test_install_cell_installs_on_colab_only(monkeypatch):
     assert len(calls) == 1
     command = calls[0][0][0]
     assert command[:4] == [sys.executable, "-m", "pip", "install"]
-    assert command[-1] == f"git+{CONFIG['repository']['url']}@v{install_cell.package_version()}"
+    tag = f"git+{CONFIG['repository']['url']}@v{install_cell.package_version()}"
+    assert command[-1] == f"companion[notebooks] @ {tag}"
     assert run_install_cell(monkeypatch, in_colab=False, installed=False) == []
     assert run_install_cell(monkeypatch, in_colab=True, installed=True) == []
+
+
+def test_install_cell_takes_its_source_from_the_environment(monkeypatch):
+    """The student-environment run installs the wheel under test through the cell itself."""
+    monkeypatch.setenv(install_cell.SOURCE_VARIABLE, "file:///tmp/companion-0-py3-none-any.whl")
+    calls = run_install_cell(monkeypatch, in_colab=True, installed=False)
+    assert calls[0][0][0][-1] == "companion[notebooks] @ file:///tmp/companion-0-py3-none-any.whl"
+
+
+# Reading these from a notebook works only inside a clone of the repository.
+REPOSITORY_PATHS = {
+    "benchmarks/": re.compile(r"benchmarks/"),
+    "a ..-relative path": re.compile(r"""(^|["'/\s(])\.\./|["']\.\.["']"""),
+    "Path.cwd().parent": re.compile(r"cwd\(\)\s*\.\s*parent"),
+    "scripts/": re.compile(r"""["']scripts/"""),
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_code_reads_no_repository_path(path):
+    nb = nbformat.read(path, as_version=4)
+    found = [
+        f"cell {i}: {what}"
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for what, pattern in REPOSITORY_PATHS.items()
+        if pattern.search(cell.source)
+    ]
+    assert not found, (
+        f"{path.name} reads repository paths ({found}); students run it outside a clone: "
+        "ship what it reads in companion/records/ (companion.pretrained.load_record) or compute it"
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'p = Path.cwd().parents[1] / "x.json"',
+        "p = Path.cwd().parent / 'x'",
+        'open("../benchmarks/results/gan.json")',
+        'json.load(open("../data.json"))',
+    ],
+)
+def test_repository_path_patterns_catch_clone_only_reads(source):
+    assert any(p.search(source) for p in REPOSITORY_PATHS.values())
 
 
 def test_repository_url_has_one_source():
@@ -115,8 +160,17 @@ def test_environment_yml_matches_pyproject():
             f"{name}: pyproject {spec_!r} vs conda {conda[conda_name]!r}"
         )
     assert conda["python"] == PYPROJECT["project"]["requires-python"]
+    notebooks = _requirement_map(PYPROJECT["project"]["optional-dependencies"]["notebooks"])
+    for name, spec_ in notebooks.items():
+        assert conda.get(name) == spec_, (
+            f"{name}: the notebooks extra says {spec_!r}, environment.yml {conda.get(name)!r}"
+        )
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert "-e ." in pip_section
+    tag = f"companion @ git+{CONFIG['repository']['url']}@v{install_cell.package_version()}"
+    assert pip_section == [tag], (
+        f"environment.yml's pip section is {pip_section}; Binder must install {tag!r}, "
+        "the release the book was built with"
+    )
 
 
 def test_constraints_pin_torch_but_the_package_does_not():

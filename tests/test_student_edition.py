@@ -16,7 +16,6 @@ are left out, since the student edition rightly keeps them.
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import os
 import re
@@ -26,13 +25,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location(
-    "student_edition", ROOT / "scripts" / "student_edition.py"
-)
-student_edition = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(student_edition)
+student_edition = load_script("student_edition")
 
 SOLUTION_OPEN = re.compile(r"^(`{3,}|:{3,})\{solution\}")
 MIN_LINE = 16  # shorter lines ("return x", ")") say nothing about a leak

@@ -1,0 +1,272 @@
+"""The student-environment run: every notebook as a student runs it, outside the repository.
+
+A student opens a notebook from the book's launch button (Colab) or downloads it
+and runs it after a plain ``pip install``: nothing of this repository is around
+it. This script reproduces that:
+
+1. build the package's wheel (reported with its size; it must stay under 30 MB);
+2. create a fresh virtual environment (``_build/student-env/venv``) holding only
+   torch (the CPU build on this machine's disk, as Colab has torch preinstalled:
+   never a multi-GB CUDA build here) and the minimum to execute notebooks
+   (nbclient, ipykernel). The constraints file is not used: the notebooks' own
+   install cell installs the wheel, so pip resolves the package's dependency
+   ranges as a student's pip would;
+3. build the Jupyter edition (``scripts/jupyter_edition.py``: the notebooks as
+   Colab shows them);
+4. for each notebook: uninstall the companion, copy the notebook alone into an
+   empty temporary folder and execute it there in fast mode, with a stub
+   ``google.colab`` module imported at the kernel's start, so that the install
+   cell's Colab path installs the wheel (``COMPANION_INSTALL_SOURCE``);
+5. print a table (seconds, pass/fail, first error line) and write it to
+   ``_build/student-env/report.json`` and ``report.md``.
+
+    python scripts/student_env.py                 # every notebook
+    python scripts/student_env.py book/pca        # the notebooks under a folder
+    python scripts/student_env.py --keep-venv     # reuse the environment of a previous run
+
+Exit status 1 if any notebook failed or the wheel is too large.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "_build" / "student-env"
+WHEEL_LIMIT_MB = 30.0
+TORCH = "torch==2.13.0"  # the CPU build on this kind of machine (ci/constraints.txt)
+TOOLING = ["nbclient>=0.10", "ipykernel>=6"]  # what executes a notebook, nothing more
+NOTEBOOK_TIMEOUT = 900
+
+# Run at the kernel's start (sitecustomize), so that "google.colab" is in sys.modules
+# as on Colab and the install cell takes its Colab path: the real module where it is
+# installed (Colab's image), else an empty stand-in (the google namespace is untouched).
+SITECUSTOMIZE = """\
+# The student-environment run's Colab stand-in (scripts/student_env.py).
+import sys
+import types
+
+try:
+    import google.colab  # noqa: F401
+except ImportError:
+    sys.modules["google.colab"] = types.ModuleType("google.colab")
+"""
+
+# Runs inside the student environment: executes one notebook in the current folder.
+RUNNER = """
+import sys, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+client = NotebookClient(nb, timeout=int(sys.argv[2]), kernel_name="python3",
+                        resources={"metadata": {"path": "."}})
+try:
+    client.execute()
+finally:
+    nbformat.write(nb, sys.argv[1])
+"""
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, check=True, **kwargs)
+
+
+def build_wheel(out: Path) -> Path:
+    wheels = out / "wheel"
+    shutil.rmtree(wheels, ignore_errors=True)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    (wheel,) = wheels.glob("companion-*.whl")
+    return wheel
+
+
+def create_venv(venv: Path) -> Path:
+    shutil.rmtree(venv, ignore_errors=True)
+    run([sys.executable, "-m", "venv", str(venv)])
+    python = venv / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    run([*pip, TORCH])
+    run([*pip, *TOOLING])
+    return python
+
+
+def stub_folder(out: Path) -> Path:
+    """A folder for PYTHONPATH whose sitecustomize.py puts google.colab in sys.modules."""
+    folder = out / "colab-stub"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return folder
+
+
+def first_error_line(text: str) -> str:
+    """The most telling line of a failure: the exception line of the last traceback."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if ("Error" in line or "Exception" in line) and not line.startswith("File "):
+            return line[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def execute(python: Path, notebook: Path, name: str, env: dict[str, str]) -> dict:
+    """Execute ``notebook`` alone in an empty folder; returns its row of the report."""
+    run(
+        [str(python), "-m", "pip", "uninstall", "--quiet", "-y", "companion"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with tempfile.TemporaryDirectory(prefix="student-") as folder:
+        copy = Path(folder) / notebook.name
+        shutil.copy2(notebook, copy)
+        start = time.perf_counter()
+        result = subprocess.run(
+            [str(python), "-c", RUNNER, copy.name, str(NOTEBOOK_TIMEOUT)],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - start
+        left_behind = sorted(p.name for p in Path(folder).iterdir() if p.name != copy.name)
+    row = {
+        "notebook": name,
+        "seconds": round(seconds, 1),
+        "status": "pass" if result.returncode == 0 else "fail",
+        "error": "" if result.returncode == 0 else first_error_line(result.stderr),
+        "files_written_in_folder": left_behind,
+    }
+    return row
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| notebook | seconds | status | first error line |", "|---|---:|---|---|"]
+    for row in rows:
+        error = row["error"].replace("|", "\\|")
+        lines.append(f"| {row['notebook']} | {row['seconds']:.1f} | {row['status']} | {error} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("only", nargs="*", help="run only the notebooks under these paths")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--keep-venv", action="store_true", help="reuse out/venv if it exists")
+    parser.add_argument(
+        "--python",
+        type=Path,
+        help="run the notebooks with this interpreter instead of a fresh venv (Colab's image)",
+    )
+    parser.add_argument(
+        "--install-source",
+        help="the pip URL the install cell installs (default: the wheel built from this tree)",
+    )
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    wheel = build_wheel(out)
+    wheel_mb = wheel.stat().st_size / 2**20
+    print(f"wheel: {wheel.name}, {wheel_mb:.1f} MB (limit {WHEEL_LIMIT_MB:.0f} MB)", flush=True)
+    source = args.install_source or wheel.as_uri()
+
+    if args.python is not None:
+        python = args.python
+    else:
+        python = out / "venv" / "bin" / "python"
+        if not (args.keep_venv and python.exists()):
+            python = create_venv(out / "venv")
+    setup_seconds = time.perf_counter() - started
+
+    edition = out / "jupyter-edition"
+    run([sys.executable, str(ROOT / "scripts" / "jupyter_edition.py"), "--out", str(edition)])
+    notebooks = sorted((edition / "book").rglob("*.ipynb"))
+    if args.only:
+        wanted = [Path(p).resolve().relative_to(ROOT).as_posix() for p in args.only]
+        notebooks = [
+            p
+            for p in notebooks
+            if any(p.relative_to(edition).as_posix().startswith(w) for w in wanted)
+        ]
+
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"PYTHONPATH", "VIRTUAL_ENV", "COMPANION_INSTALL_SOURCE"}
+    }
+    env.update(
+        COMPANION_FAST="1",
+        COMPANION_INSTALL_SOURCE=source,
+        PYTHONPATH=str(stub_folder(out)),
+        MPLBACKEND="Agg",
+        PATH=f"{python.parent}{os.pathsep}{env.get('PATH', '')}",
+    )
+    rows = []
+    for notebook in notebooks:
+        name = notebook.relative_to(edition).as_posix()
+        row = execute(python, notebook, name, env)
+        rows.append(row)
+        print(f"{row['status']:4} {row['seconds']:7.1f} s  {name}  {row['error']}", flush=True)
+
+    versions = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m, json; "
+            "print(json.dumps({p: m.version(p) for p in "
+            "('companion', 'torch', 'numpy', 'matplotlib', 'scikit-learn', 'scipy')}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = {
+        "wheel": wheel.name,
+        "install_source": source if args.install_source else "the wheel",
+        "wheel_mb": round(wheel_mb, 2),
+        "wheel_limit_mb": WHEEL_LIMIT_MB,
+        "python": platform.python_version(),
+        "installed": json.loads(versions.stdout),
+        "setup_seconds": round(setup_seconds, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "mode": "fast",
+        "notebooks": rows,
+        "failed": [row["notebook"] for row in rows if row["status"] != "pass"],
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown_table(rows)
+    (out / "report.md").write_text(table + "\n")
+    print(table)
+    print(
+        f"{len(rows) - len(report['failed'])} of {len(rows)} notebooks passed; "
+        f"wheel {wheel_mb:.1f} MB; installed {report['installed']}; "
+        f"{report['total_seconds']:.0f} s in all"
+    )
+    too_big = wheel_mb > WHEEL_LIMIT_MB
+    if too_big:
+        print(f"the wheel is {wheel_mb:.1f} MB, over the {WHEEL_LIMIT_MB:.0f} MB limit")
+    return 1 if report["failed"] or too_big or not rows else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Helpers the tests share: loading the repository's scripts as modules."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_file(name: str, path: Path) -> ModuleType:
+    """Import the Python file ``path`` as the module ``name`` (registered in sys.modules)."""
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module."""
+    return load_file(name, ROOT / "scripts" / f"{name}.py")
