@@ -16,11 +16,11 @@ from typing import Any
 import torch
 
 from companion._validation import (
-    check_array,
     check_is_fitted,
-    check_n_features,
     check_positive_int,
+    resolve_dtype,
     to_input_kind,
+    validate_data,
 )
 from companion.cluster import ConvergenceWarning, KMeans
 from companion.params import ParamsMixin
@@ -44,7 +44,9 @@ class EMMixture(ParamsMixin):
             raise ValueError(f"tol={self.tol} must be non-negative.")
 
     def _validate(self, X: Any, *, fitting: bool):
-        X, kind = check_array(X, dtype=self.dtype)
+        """X as a tensor in the fitted dtype; ``validate_data`` with ``reset=fitting``."""
+        dtype = resolve_dtype(self.dtype) if fitting else self._weights.dtype
+        X, kind = validate_data(self, X, reset=fitting, dtype=dtype)
         if fitting and X.shape[0] < 2:
             raise ValueError(
                 f"X has n_samples={X.shape[0]}, but EM needs at least 2 samples; give more data."
@@ -71,7 +73,6 @@ class EMMixture(ParamsMixin):
                 f"use at most {X.shape[0]} components or give more data."
             )
         self._kind = kind
-        self.n_features_in_ = X.shape[1]
         seed = resolve_seed(self.random_state)
         best = None
         for run in range(self.n_init):
@@ -137,8 +138,7 @@ class EMMixture(ParamsMixin):
     def _checked(self, X: Any, method: str):
         check_is_fitted(self, self._fitted_attribute, method=method)
         X, kind = self._validate(X, fitting=False)
-        check_n_features(X, self.n_features_in_)
-        return X.to(device=self._weights.device, dtype=self._weights.dtype), kind
+        return X.to(self._weights.device), kind
 
     def score_samples(self, X: Any) -> Any:
         """Log-likelihood log p(x) of each row of X, shape (n,), in nats."""
@@ -146,8 +146,8 @@ class EMMixture(ParamsMixin):
         weighted = self._log_prob_components(X) + torch.log(self._weights)
         return to_input_kind(torch.logsumexp(weighted, dim=1), kind)
 
-    def score(self, X: Any) -> float:
-        """Average log-likelihood of the rows of X (nats)."""
+    def score(self, X: Any, y: Any = None) -> float:
+        """Average log-likelihood of the rows of X (nats); ``y`` is ignored."""
         X, _ = self._checked(X, "score")
         return self._log_resp(X)[0]
 

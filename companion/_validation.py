@@ -6,6 +6,8 @@ message names the offending value and says how to fix it.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,9 @@ def check_array(
     Parameters
     ----------
     X : array-like or tensor, shape (n_samples, n_features)
+        A NumPy array, a torch tensor, a list of rows, a DataFrame or anything
+        with ``__array__``. Object arrays are converted to float64 when every
+        entry is a number; sparse matrices and complex numbers are refused.
     name : str
         What to call ``X`` in error messages.
     min_samples, min_features : int
@@ -53,37 +58,27 @@ def check_array(
     Returns
     -------
     tensor : torch.Tensor, shape (n_samples, n_features)
-        On the input's device (CPU for NumPy input).
+        On the input's device (CPU for anything but a tensor).
     kind : InputKind
-        Pass to :func:`to_input_kind` to return results as the caller gave them.
+        Pass to :func:`to_input_kind` to return results as the caller gave them
+        (a tensor for a tensor, a NumPy array for anything else).
     """
-    if isinstance(X, torch.Tensor):
-        tensor, is_numpy = X.detach(), False
-    elif isinstance(X, np.ndarray) or isinstance(X, (list, tuple)):
-        array = np.asarray(X)
-        if array.dtype == object or not (
-            np.issubdtype(array.dtype, np.number) or array.dtype == bool
-        ):
-            raise TypeError(
-                f"{name} has dtype {array.dtype}, which is not numeric; pass an array of numbers."
-            )
-        tensor, is_numpy = torch.from_numpy(np.ascontiguousarray(array)), True
-    else:
-        raise TypeError(
-            f"{name} must be a NumPy array or a torch tensor, got {type(X).__name__}; "
-            "convert it with np.asarray(...) or torch.as_tensor(...)."
-        )
+    tensor, is_numpy = _as_tensor(X, name)
     if tensor.is_complex():
-        raise TypeError(f"{name} is complex ({tensor.dtype}); pass real numbers.")
-    if tensor.ndim != 2:
-        hint = (
-            f"reshape it with {name}.reshape(-1, 1) for one feature or "
-            f"{name}.reshape(1, -1) for one sample"
-            if tensor.ndim == 1
-            else f"flatten it to (n_samples, n_features), e.g. {name}.reshape(len({name}), -1)"
-        )
         raise ValueError(
-            f"{name} must be 2-D (n_samples, n_features), got shape {tuple(tensor.shape)}; {hint}."
+            f"Complex data not supported: {name} has dtype "
+            f"{str(tensor.dtype).removeprefix('torch.')}; pass real "
+            f"numbers, e.g. {name}.real or abs({name})."
+        )
+    if tensor.ndim != 2:
+        got = f"{name} must be 2-D (n_samples, n_features), got shape {tuple(tensor.shape)}"
+        if tensor.ndim == 1:  # scikit-learn's checks look for "Reshape your data"
+            raise ValueError(
+                f"{got}. Reshape your data: {name}.reshape(-1, 1) for one feature or "
+                f"{name}.reshape(1, -1) for one sample."
+            )
+        raise ValueError(
+            f"{got}; flatten it to (n_samples, n_features), e.g. {name}.reshape(len({name}), -1)."
         )
     n_samples, n_features = tensor.shape
     if n_samples < min_samples:
@@ -93,8 +88,9 @@ def check_array(
         )
     if n_features < min_features:
         raise ValueError(
-            f"{name} has n_features={n_features}, but at least {min_features} "
-            f"{'is' if min_features == 1 else 'are'} needed."
+            f"{name} has {n_features} feature(s) (shape={tuple(tensor.shape)}) while a minimum "
+            f"of {min_features} is required; pass data with at least {min_features} "
+            f"column{'s' if min_features > 1 else ''}."
         )
     if dtype is not None:
         tensor = tensor.to(dtype)
@@ -104,6 +100,143 @@ def check_array(
         check_finite(tensor, name=name)
     kind = InputKind(is_numpy=is_numpy, dtype=tensor.dtype, device=tensor.device)
     return tensor, kind
+
+
+def _as_tensor(X: Any, name: str) -> tuple[torch.Tensor, bool]:
+    """``X`` as a tensor (sharing memory where it can), and whether it was not one."""
+    if isinstance(X, torch.Tensor):
+        if X.layout != torch.strided:
+            raise TypeError(
+                f"{name} is a sparse torch tensor ({X.layout}); pass a dense one "
+                f"({name}.to_dense())."
+            )
+        return X.detach(), False
+    if _is_scipy_sparse(X):
+        raise TypeError(
+            f"{name} is a scipy sparse {type(X).__name__}; the estimators work on dense data "
+            f"only: pass a dense array ({name}.toarray())."
+        )
+    if not isinstance(X, (np.ndarray, list, tuple)) and not hasattr(X, "__array__"):
+        raise TypeError(
+            f"{name} must be a NumPy array or a torch tensor, got {type(X).__name__}; "
+            "convert it with np.asarray(...) or torch.as_tensor(...)."
+        )
+    array = np.asarray(X)  # DataFrames and other array-likes too
+    if array.dtype == object:
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise type(err)(
+                f"{name} has dtype object and not every entry is a number ({err}); "
+                "pass an array of numbers."
+            ) from err
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(
+            f"{name} has dtype {array.dtype}, which is not numeric; pass an array of numbers."
+        )
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # a read-only memmap, say: torch warns, but nothing writes to X
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(array), True
+    return torch.from_numpy(array), True
+
+
+def _is_scipy_sparse(X: Any) -> bool:
+    """Whether ``X`` is a scipy sparse matrix or array (without importing scipy)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and bool(sparse.issparse(X))
+
+
+def feature_names(X: Any) -> np.ndarray | None:
+    """The string column names of a DataFrame (pandas, polars, ...), else None.
+
+    DataFrames are recognised by their ``columns`` attribute, without importing
+    pandas. Returns an object array, as scikit-learn's ``feature_names_in_``.
+    """
+    if isinstance(X, (np.ndarray, torch.Tensor)):
+        return None
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    strings = [isinstance(column, str) for column in names]
+    if all(strings) and len(names):
+        return names
+    if any(strings):
+        kinds = sorted({type(column).__name__ for column in names})
+        raise TypeError(
+            f"X has column names of types {kinds}; feature names are only supported when "
+            "every column name is a string: convert them, e.g. X.columns = X.columns.astype(str)."
+        )
+    return None
+
+
+def validate_data(
+    estimator: Any, X: Any, *, reset: bool, name: str = "X", **kwargs: Any
+) -> tuple[torch.Tensor, InputKind]:
+    """:func:`check_array` plus the bookkeeping of scikit-learn's ``validate_data``.
+
+    In ``fit`` (``reset=True``) it records ``n_features_in_`` and, for a
+    DataFrame with string column names, ``feature_names_in_``. Afterwards
+    (``reset=False``) it checks that X has the same columns, by name for
+    DataFrames and by count for anything, with scikit-learn's messages.
+    ``kwargs`` go to :func:`check_array`.
+    """
+    names = feature_names(X)
+    if reset:
+        tensor, kind = check_array(X, name=name, **kwargs)
+        estimator.n_features_in_ = tensor.shape[1]
+        if names is not None:
+            estimator.feature_names_in_ = names
+        elif hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+        return tensor, kind
+    _check_feature_names(estimator, names, name)
+    tensor, kind = check_array(X, name=name, **kwargs)
+    check_n_features(tensor, estimator.n_features_in_, estimator=estimator, name=name)
+    return tensor, kind
+
+
+def _check_feature_names(estimator: Any, names: np.ndarray | None, name: str) -> None:
+    """Compare a DataFrame's column names with those seen in fit (scikit-learn's messages)."""
+    fitted = getattr(estimator, "feature_names_in_", None)
+    cls = type(estimator).__name__
+    if fitted is None and names is None:
+        return
+    if fitted is None:
+        warnings.warn(
+            f"{name} has feature names, but {cls} was fitted without feature names",
+            UserWarning,
+            stacklevel=4,
+        )
+        return
+    if names is None:
+        warnings.warn(
+            f"{name} does not have valid feature names, but {cls} was fitted with feature names",
+            UserWarning,
+            stacklevel=4,
+        )
+        return
+    if len(fitted) == len(names) and np.array_equal(fitted, names):
+        return
+    message = "The feature names should match those that were passed during fit.\n"
+    unseen = sorted(set(names) - set(fitted))
+    missing = sorted(set(fitted) - set(names))
+
+    def listed(found: list[str]) -> str:
+        shown = "".join(f"- {column}\n" for column in found[:5])
+        return shown + ("- ...\n" if len(found) > 5 else "")
+
+    if unseen:
+        message += "Feature names unseen at fit time:\n" + listed(unseen)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + listed(missing)
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(
+        message + f"Pass the columns {cls} was fitted on, in that order: X[est.feature_names_in_]."
+    )
 
 
 def _non_finite(tensor: torch.Tensor) -> str | None:
@@ -190,13 +323,40 @@ def to_input_kind(result: torch.Tensor, kind: InputKind) -> Any:
     return result.to(kind.device)
 
 
-def check_n_features(X: torch.Tensor, n_features_in: int, *, name: str = "X") -> None:
-    """Check that ``X`` has as many columns as the data the estimator was fitted on."""
+def check_n_features(
+    X: torch.Tensor, n_features_in: int, *, estimator: Any, name: str = "X"
+) -> None:
+    """Check that ``X`` has as many columns as the estimator expects (scikit-learn's message)."""
     if X.shape[1] != n_features_in:
         raise ValueError(
-            f"{name} has {X.shape[1]} features, but the estimator was fitted on "
-            f"{n_features_in}; pass data with {n_features_in} columns."
+            f"{name} has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
+            f"{n_features_in} features as input; pass data with {n_features_in} columns."
         )
+
+
+def resolve_dtype(dtype: Any, *, name: str = "dtype") -> torch.dtype | None:
+    """A float dtype parameter as a ``torch.dtype``: "float64", np.float32, torch.float64 or None.
+
+    Estimators store the parameter as given (a string by default, which
+    scikit-learn's ``clone`` and ``get_params`` tooling accept) and resolve it
+    in ``fit``; None means "keep the data's float dtype".
+    """
+    if dtype is None:
+        return None
+    resolved = dtype
+    if isinstance(dtype, str):
+        resolved = getattr(torch, dtype.removeprefix("torch."), None)
+    elif not isinstance(dtype, torch.dtype):
+        try:
+            resolved = getattr(torch, np.dtype(dtype).name, None)  # np.float32, np.dtype(...)
+        except TypeError:
+            resolved = None
+    if resolved not in _FLOAT_DTYPES:
+        raise ValueError(
+            f"{name}={dtype!r} is not a float dtype; use 'float64', 'float32' or None "
+            "(keep the data's float dtype)."
+        )
+    return resolved
 
 
 def check_is_fitted(estimator: Any, attributes: str | list[str], *, method: str = "this") -> None:

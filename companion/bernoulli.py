@@ -25,14 +25,25 @@ class BernoulliMixture(EMMixture):
         always 0 or 1 within a component.
     eps : float
         Clamp for the pixel probabilities.
+    binarize : float or None
+        Threshold that makes the data binary, as in scikit-learn's
+        ``BernoulliNB``: entries above it count as 1, the others as 0, in fit
+        and afterwards. ``None`` (the default) requires entries in {0, 1}.
     tol, max_iter, n_init, init, random_state : as in GaussianMixture
-    dtype : torch.dtype or None (float64 by default; None keeps the data's float dtype)
+    dtype : str, torch.dtype or None ("float64" by default; None keeps the data's float dtype)
 
     Fitted attributes: weights_ (K,), means_ (K, d) pixel probabilities,
-    converged_, n_iter_, lower_bound_, lower_bound_history_.
+    converged_, n_iter_, lower_bound_, lower_bound_history_, n_features_in_,
+    feature_names_in_ (for a DataFrame).
     """
 
-    input_domain = "binary"  # fit accepts 0/1 entries only
+    input_domain = "binary"  # fit accepts 0/1 entries only (unless binarize is set)
+
+    def __sklearn_tags__(self) -> Any:
+        """As for any estimator, but only non-negative entries when ``binarize`` is None."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = self.binarize is None
+        return tags
 
     def __init__(
         self,
@@ -40,16 +51,18 @@ class BernoulliMixture(EMMixture):
         *,
         alpha: float = 1.0,
         eps: float = 1e-6,
+        binarize: float | None = None,
         tol: float = 1e-3,
         max_iter: int = 100,
         init: str = "kmeans",
         n_init: int = 1,
         random_state: int | None = None,
-        dtype: torch.dtype | None = torch.float64,
+        dtype: str | torch.dtype | None = "float64",
     ):
         self.n_components = n_components
         self.alpha = alpha
         self.eps = eps
+        self.binarize = binarize
         self.tol = tol
         self.max_iter = max_iter
         self.init = init
@@ -59,13 +72,18 @@ class BernoulliMixture(EMMixture):
 
     def _validate(self, X: Any, *, fitting: bool):
         X, kind = super()._validate(X, fitting=fitting)
-        outside = (X != 0) & (X != 1)
+        if self.binarize is not None:
+            return (X > self.binarize).to(X.dtype), kind
+        negative = X < 0  # named first: scikit-learn's checks look for "Negative values"
+        outside = negative if bool(negative.any()) else (X != 0) & (X != 1)
         if bool(outside.any()):
             row, col = torch.nonzero(outside)[0].tolist()
+            value = X[row, col].item()
+            negative = "Negative values in data passed to BernoulliMixture: " if value < 0 else ""
             raise ValueError(
-                f"BernoulliMixture needs binary data (0 or 1), but X[{row}, {col}] = "
-                f"{X[row, col].item():.4g}; binarise it first, e.g. companion.data.binarize(x) "
-                "or (x > 0.5)."
+                f"{negative}BernoulliMixture needs binary data (0 or 1), but X[{row}, {col}] = "
+                f"{value:.4g}; binarise it first, e.g. companion.data.binarize(x) "
+                "or (x > 0.5), or pass binarize=0.5."
             )
         if fitting and not self.alpha >= 1:
             raise ValueError(f"alpha={self.alpha} must be >= 1 (1 = maximum likelihood).")

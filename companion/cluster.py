@@ -9,11 +9,12 @@ from typing import Any
 import torch
 
 from companion._validation import (
+    InputKind,
     check_array,
     check_is_fitted,
-    check_n_features,
     check_positive_int,
     to_input_kind,
+    validate_data,
 )
 from companion.params import ParamsMixin
 from companion.seeding import resolve_seed
@@ -108,6 +109,11 @@ class KMeans(ParamsMixin):
     n_iter_ : int
     inertia_history_ : list of float, the inertia at each assignment step
     n_features_in_ : int
+    feature_names_in_ : (n_features,) object array, the column names of a DataFrame given to fit
+
+    Any array-like is accepted (NumPy arrays, lists, DataFrames; results are
+    NumPy arrays, as in scikit-learn); a torch tensor gives tensors on its
+    device.
     """
 
     estimator_type = "clusterer"
@@ -131,11 +137,24 @@ class KMeans(ParamsMixin):
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Cluster X (n_samples, n_features); returns self (``y`` is ignored)."""
+        self._fit(X)
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None) -> Any:
+        """Fit, then return ``labels_``, shape (n_samples,) (``y`` is ignored)."""
+        return self.fit(X).labels_
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """Fit, then return the distances of X to the centres, (n_samples, n_clusters)."""
+        X, kind = self._fit(X)
+        return to_input_kind(squared_distances(X, self._centers).sqrt(), kind)
+
+    def _fit(self, X: Any) -> tuple[torch.Tensor, InputKind]:
         k = check_positive_int(self.n_clusters, name="n_clusters")
         check_positive_int(self.max_iter, name="max_iter")
         n_init = check_positive_int(self.n_init, name="n_init")
-        X, kind = check_array(X)
-        n, d = X.shape
+        X, kind = validate_data(self, X, reset=True)
+        n = X.shape[0]
         if k > n:
             raise ValueError(
                 f"n_clusters={k} is larger than n_samples={n}; use at most {n} clusters "
@@ -160,10 +179,9 @@ class KMeans(ParamsMixin):
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         self.inertia_history_ = history
-        self.n_features_in_ = d
         self._centers = centers
         self._kind = kind
-        return self
+        return X, kind
 
     def _initial_centers_array(self, X: torch.Tensor, k: int) -> torch.Tensor | None:
         if isinstance(self.init, str):
@@ -235,8 +253,7 @@ class KMeans(ParamsMixin):
     # ---------------------------------------------------------------- use
     def _checked(self, X: Any, method: str):
         check_is_fitted(self, "cluster_centers_", method=method)
-        X, kind = check_array(X, dtype=self._centers.dtype)
-        check_n_features(X, self.n_features_in_)
+        X, kind = validate_data(self, X, reset=False, dtype=self._centers.dtype)
         return X.to(self._centers.device), kind
 
     def predict(self, X: Any) -> Any:
@@ -245,17 +262,16 @@ class KMeans(ParamsMixin):
         labels, _ = assign(X, self._centers, (X * X).sum(1))
         return to_input_kind(labels, kind)
 
-    def fit_predict(self, X: Any, y: Any = None) -> Any:
-        """Fit, then return ``labels_``."""
-        return self.fit(X).labels_
-
     def transform(self, X: Any) -> Any:
         """Euclidean distance of each row of X to each centre, (n, n_clusters)."""
         X, kind = self._checked(X, "transform")
         return to_input_kind(squared_distances(X, self._centers).sqrt(), kind)
 
-    def score(self, X: Any) -> float:
-        """Minus the inertia of X with respect to the fitted centres (higher is better)."""
+    def score(self, X: Any, y: Any = None) -> float:
+        """Minus the inertia of X with respect to the fitted centres (higher is better).
+
+        ``y`` is ignored; it is there for scikit-learn's ``Pipeline.score(X, y)``.
+        """
         X, _ = self._checked(X, "score")
         _, dists = assign(X, self._centers, (X * X).sum(1))
         return -float(dists.sum(dtype=torch.float64))

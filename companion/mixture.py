@@ -35,15 +35,21 @@ class GaussianMixture(EMMixture):
     weights_init, means_init, precisions_init : arrays, optional
         Starting parameters, as in scikit-learn (shapes as the fitted ones).
     random_state : int or None
-    dtype : torch.dtype or None
-        float64 by default: log-densities in 50 dimensions need the digits.
-        ``None`` keeps the float dtype of the data given to fit.
+    dtype : str, torch.dtype or None
+        "float64" by default: log-densities in 50 dimensions need the digits.
+        A name ("float32"), a torch or NumPy dtype; ``None`` keeps the float
+        dtype of the data given to fit.
 
     Fitted attributes (kind and device of the data given to fit, in ``dtype``)
     -------------------------------------------------------------------------
     weights_ (K,), means_ (K, d), covariances_, precisions_,
     precisions_cholesky_ (shapes in ``companion._gaussian``), converged_,
-    n_iter_, lower_bound_ (average log-likelihood, nats), lower_bound_history_.
+    n_iter_, lower_bound_ (average log-likelihood, nats), lower_bound_history_,
+    n_features_in_, feature_names_in_ (for a DataFrame).
+
+    Any array-like is accepted (NumPy arrays, lists, DataFrames; results are
+    NumPy arrays, as in scikit-learn); a torch tensor gives tensors on its
+    device.
     """
 
     def __init__(
@@ -60,7 +66,7 @@ class GaussianMixture(EMMixture):
         precisions_init: Any = None,
         n_init: int = 1,
         random_state: int | None = None,
-        dtype: torch.dtype | None = torch.float64,
+        dtype: str | torch.dtype | None = "float64",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type

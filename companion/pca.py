@@ -14,6 +14,7 @@ from companion._validation import (
     check_is_fitted,
     check_n_features,
     to_input_kind,
+    validate_data,
 )
 from companion.linalg import column_mean, flip_signs, randomized_svd
 from companion.params import ParamsMixin
@@ -53,7 +54,13 @@ class PCA(ParamsMixin):
     noise_variance_ : float, mean variance of the discarded directions
         (the probabilistic PCA noise)
     n_components_, n_features_in_, n_samples_ : int
+    feature_names_in_ : (d,) object array, the column names of a DataFrame given to fit
     solver_ : str, the solver used
+
+    Any array-like is accepted (NumPy arrays, lists, DataFrames; results are
+    NumPy arrays, as in scikit-learn); a torch tensor gives tensors on its
+    device. scikit-learn's ``check_estimator`` passes all its checks but the
+    ones listed (with the reason) in ``tests/test_sklearn_checks.py``.
     """
 
     def __init__(
@@ -85,7 +92,7 @@ class PCA(ParamsMixin):
         return to_input_kind(self._encode(Xt), kind)
 
     def _fit(self, X: Any) -> tuple[torch.Tensor, InputKind]:
-        X, kind = check_array(X, min_samples=2)
+        X, kind = validate_data(self, X, reset=True, min_samples=2)
         n, d = X.shape
         k_max = min(n, d)
         solver = self._choose_solver(n, d, k_max)
@@ -121,7 +128,7 @@ class PCA(ParamsMixin):
         noise = dropped / (k_max - k) if k < k_max else torch.zeros((), dtype=torch.float64)
         as_x = {"dtype": X.dtype, "device": X.device}
         self.solver_ = solver
-        self.n_samples_, self.n_features_in_, self.n_components_ = n, d, k
+        self.n_samples_, self.n_components_ = n, k
         self.mean_ = to_input_kind(mean, kind)
         self.components_ = to_input_kind(components, kind)
         self.explained_variance_ = to_input_kind(variances.to(**as_x), kind)
@@ -240,8 +247,7 @@ class PCA(ParamsMixin):
     def _checked(self, X: Any, method: str) -> tuple[torch.Tensor, InputKind]:
         check_is_fitted(self, list(FITTED), method=method)
         mean = self._state[0]
-        X, kind = check_array(X, dtype=mean.dtype)
-        check_n_features(X, self.n_features_in_)
+        X, kind = validate_data(self, X, reset=False, dtype=mean.dtype)
         return X.to(mean.device), kind
 
     def _encode(self, X: torch.Tensor) -> torch.Tensor:
@@ -261,7 +267,7 @@ class PCA(ParamsMixin):
         check_is_fitted(self, list(FITTED), method="inverse_transform")
         mean, components, variances = self._state
         Z, kind = check_array(Z, name="Z", dtype=mean.dtype)
-        check_n_features(Z, self.n_components_, name="Z")
+        check_n_features(Z, self.n_components_, estimator=self, name="Z")
         Z = Z.to(mean.device)
         if self.whiten:
             Z = Z * variances.sqrt()
@@ -288,13 +294,15 @@ class PCA(ParamsMixin):
 
     def _score_samples(self, X: Any, method: str) -> Any:
         X, kind = self._checked(X, method)
-        if self.noise_variance_ <= 0 and self.n_components_ < self.n_features_in_:
+        chol, info = torch.linalg.cholesky_ex(self._model_covariance())
+        if (self.noise_variance_ <= 0 and self.n_components_ < self.n_features_in_) or bool(info):
             raise ValueError(
-                "the probabilistic PCA covariance is singular (noise_variance_=0); fit with "
-                "fewer components than the data's rank to score samples."
+                f"the probabilistic PCA covariance is singular (noise_variance_="
+                f"{self.noise_variance_:.3g}, smallest kept variance "
+                f"{float(self._state[2].min()):.3g}): the data have fewer directions of "
+                "variance than the model; fit with fewer components than the data's rank "
+                "to score samples."
             )
-        cov = self._model_covariance()
-        chol = torch.linalg.cholesky(cov)
         diff = (X - self._state[0]).to(torch.float64)  # (n, d)
         solved = torch.linalg.solve_triangular(chol, diff.T, upper=False)  # (d, n)
         maha = solved.pow(2).sum(dim=0)
@@ -303,8 +311,8 @@ class PCA(ParamsMixin):
         logp = -0.5 * (d * math.log(2 * math.pi) + logdet + maha)
         return to_input_kind(logp.to(X.dtype), kind)
 
-    def score(self, X: Any) -> float:
-        """Average log-likelihood of the samples in X (nats)."""
+    def score(self, X: Any, y: Any = None) -> float:
+        """Average log-likelihood of the samples in X (nats); ``y`` is ignored."""
         return float(torch.as_tensor(self._score_samples(X, "score")).mean())
 
 

@@ -114,7 +114,7 @@ def test_bad_input_messages():
     X[4, 1] = np.nan
     with pytest.raises(ValueError, match=r"non-finite value \(first: nan at index \[4, 1\]\)"):
         KMeans(2).fit(X)
-    with pytest.raises(ValueError, match=r"X must be 2-D .* reshape it with X.reshape\(-1, 1\)"):
+    with pytest.raises(ValueError, match=r"X must be 2-D .* Reshape your data: X.reshape\(-1, 1\)"):
         KMeans(2).fit(np.arange(10.0))
     with pytest.raises(ValueError, match=r"init has shape \(2, 2\), but n_clusters=3"):
         KMeans(3, init=np.zeros((2, 2))).fit(np.random.default_rng(0).normal(size=(10, 2)))

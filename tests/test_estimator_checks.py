@@ -32,6 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 import companion
+from companion._validation import resolve_dtype
 from companion.errors import NotFittedError
 
 N_SAMPLES, N_FEATURES = 20, 5
@@ -207,8 +208,8 @@ def test_feature_count_mismatch_is_explained(cls):
     for name in set(public_methods(est)) & set(TAKES_X):
         with pytest.raises(
             ValueError,
-            match=rf"X has {N_FEATURES - 1} features, but the estimator was fitted on "
-            rf"{N_FEATURES}; pass data with {N_FEATURES} columns",
+            match=rf"X has {N_FEATURES - 1} features, but {cls.__name__} is expecting "
+            rf"{N_FEATURES} features as input; pass data with {N_FEATURES} columns",
         ):
             getattr(est, name)(narrow)
 
@@ -273,7 +274,10 @@ def test_float_dtype_is_kept_in_outputs_and_fitted_attributes(cls, dtype, device
         settings.append({"dtype": None})  # None: keep the data's dtype
     for params in settings:
         est = fit_quietly(make_estimator(cls).set_params(**params), X)
-        wanted = est.get_params().get("dtype") or torch.from_numpy(np.zeros(1, dtype)).dtype
+        wanted = (
+            resolve_dtype(est.get_params().get("dtype"))
+            or torch.from_numpy(np.zeros(1, dtype)).dtype
+        )
         values = {**fitted_attributes(est), **outputs(est, X)}
         for key, value in _float_leaves(values).items():
             assert isinstance(value, torch.Tensor), key  # tensor in, tensor out

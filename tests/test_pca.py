@@ -192,7 +192,7 @@ def test_nan_is_rejected_with_position():
 
 
 def test_one_dimensional_input_is_explained():
-    with pytest.raises(ValueError, match=r"X must be 2-D .* got shape \(10,\); reshape it"):
+    with pytest.raises(ValueError, match=r"X must be 2-D .* got shape \(10,\)\. Reshape your data"):
         PCA(1).fit(np.arange(10.0))
 
 
@@ -216,9 +216,13 @@ def test_unfitted_and_feature_mismatch():
     ):
         PCA(2).transform(np.zeros((3, 4)))
     pca = PCA(2).fit(low_rank(30, 4, 4))
-    with pytest.raises(ValueError, match=r"X has 5 features, but the estimator was fitted on 4"):
+    with pytest.raises(
+        ValueError, match=r"X has 5 features, but PCA is expecting 4 features as input"
+    ):
         pca.transform(np.zeros((3, 5)))
-    with pytest.raises(ValueError, match=r"Z has 3 features, but the estimator was fitted on 2"):
+    with pytest.raises(
+        ValueError, match=r"Z has 3 features, but PCA is expecting 2 features as input"
+    ):
         pca.inverse_transform(np.zeros((3, 3)))
 
 
