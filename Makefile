@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CONSTRAINTS := ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint format data bench timing clean help student
+.PHONY: book test lint format data bench timing clean help student student-env jupyter-edition
 
 help:
 	@echo "make book   build the executed book into _build/html (warnings are errors)"
@@ -15,6 +15,8 @@ help:
 	@echo "make bench  run the benchmarks and write companion/records/"
 	@echo "make timing execute every notebook (full and fast) and report the times"
 	@echo "make student build the student edition (no solutions) into _build/student"
+	@echo "make jupyter-edition  the notebooks in plain Markdown (Colab, Binder, nbgrader) into _build/jupyter-edition"
+	@echo "make student-env  every notebook alone in a fresh venv from the wheel, as a student runs it"
 	@echo "make clean  remove _build"
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
@@ -51,8 +53,9 @@ test: lint data mathjax-if-online
 
 # Notebook outputs are cached by their cells' code; a change to the package must
 # re-execute them, so the cache (and Sphinx's record of read pages) is dropped
-# whenever companion/ is newer.
-_build/.companion-stamp: $(wildcard companion/*.py)
+# whenever anything the notebooks import or load under companion/ is newer (code,
+# exercises, shipped weights and records).
+_build/.companion-stamp: $(shell find companion -type f \( -name '*.py' -o -name '*.pt' -o -name '*.json' \))
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
@@ -87,6 +90,17 @@ timing: data
 student: $(STAMP)
 	$(PY) scripts/student_edition.py --out _build/student
 	STUDENT_EDITION_DIR=_build/student $(PY) -m pytest -q tests/test_student_edition.py
+
+# The Jupyter edition: every notebook with MyST rewritten into plain Markdown (what the
+# launch buttons open and nbgrader releases); fails on leftover MyST syntax.
+jupyter-edition: $(STAMP)
+	$(PY) scripts/jupyter_edition.py --check
+
+# The student-environment run: the wheel, a fresh venv without the constraints file,
+# every notebook of the Jupyter edition alone in an empty folder, fast mode, installed
+# by its own install cell; the table goes to _build/student-env/report.{json,md}.
+student-env: $(STAMP) data
+	$(PY) scripts/student_env.py $(STUDENT_ENV_ARGS)
 
 clean:
 	rm -rf _build

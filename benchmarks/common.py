@@ -63,7 +63,8 @@ def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device)
 def write_results(
     name: str, device: torch.device, results: dict, out: str | Path | None = None
 ) -> Path:
-    """Write ``companion/records/NAME[-DEVICE].json`` (or ``out``, e.g. for a quick check) and print it."""
+    """Write ``companion/records/NAME[-DEVICE].json`` (or ``out``, e.g. for a quick check);
+    print it."""
     if out is None:
         suffix = "" if device.type == "cpu" else f"-{device.type}"
         out = RESULTS / f"{name}{suffix}.json"

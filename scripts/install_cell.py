@@ -59,8 +59,8 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("companion") is None:
-    source = os.environ.get("{SOURCE_VARIABLE}", "git+{url}@v{version}")
-    package = "companion[notebooks] @ " + source
+    release = "git+{url}@v{version}"
+    package = "companion[notebooks] @ " + os.environ.get("{SOURCE_VARIABLE}", release)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)"""
 
 

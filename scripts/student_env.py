@@ -57,7 +57,7 @@ import types
 
 try:
     import google.colab  # noqa: F401
-except ImportError:
+except Exception:  # not installed, or it needs a real Colab session
     sys.modules["google.colab"] = types.ModuleType("google.colab")
 """
 
@@ -100,12 +100,14 @@ def build_wheel(out: Path) -> Path:
     return wheel
 
 
-def create_venv(venv: Path) -> Path:
+def create_venv(venv: Path, torch_index_url: str | None = None) -> Path:
     shutil.rmtree(venv, ignore_errors=True)
     run([sys.executable, "-m", "venv", str(venv)])
     python = venv / "bin" / "python"
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    run([*pip, TORCH])
+    # Here pip takes the CPU build from this machine's disk; elsewhere (GitHub's runners)
+    # --torch-index-url https://download.pytorch.org/whl/cpu keeps it from a CUDA build.
+    run([*pip, TORCH, *(["--index-url", torch_index_url] if torch_index_url else [])])
     run([*pip, *TOOLING])
     return python
 
@@ -176,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="run the notebooks with this interpreter instead of a fresh venv (Colab's image)",
     )
+    parser.add_argument("--torch-index-url", help="pip index for torch (a CPU-only index)")
     parser.add_argument(
         "--install-source",
         help="the pip URL the install cell installs (default: the wheel built from this tree)",
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         python = out / "venv" / "bin" / "python"
         if not (args.keep_venv and python.exists()):
-            python = create_venv(out / "venv")
+            python = create_venv(out / "venv", args.torch_index_url)
     setup_seconds = time.perf_counter() - started
 
     edition = out / "jupyter-edition"
