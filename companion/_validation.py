@@ -235,7 +235,9 @@ def _check_feature_names(estimator: Any, names: np.ndarray | None, name: str) ->
     if not unseen and not missing:
         message += "Feature names must be in the same order as they were in fit.\n"
     raise ValueError(
-        message + f"Pass the columns {cls} was fitted on, in that order: X[est.feature_names_in_]."
+        message
+        + f"Pass the columns {cls} was fitted on, in that order "
+        + "(X[estimator.feature_names_in_] selects them)."
     )
 
 

@@ -219,3 +219,26 @@ def test_bernoulli_rejects_non_binary_data():
         ValueError, match=r"needs binary data \(0 or 1\), but X\[0, 1\] = 0.5; binarise it"
     ):
         BernoulliMixture(2).fit(np.array([[0, 0.5], [1, 1], [0, 1]]))
+
+
+def test_bernoulli_binarize_thresholds_the_data_as_bernoulli_nb_does():
+    X = np.random.default_rng(0).random((60, 8))
+    binary = (X > 0.5).astype(np.float64)
+    thresholded = BernoulliMixture(2, binarize=0.5, random_state=0).fit(X)
+    given = BernoulliMixture(2, random_state=0).fit(binary)
+    np.testing.assert_array_equal(thresholded.means_, given.means_)
+    np.testing.assert_array_equal(thresholded.predict(X), given.predict(binary))
+    with pytest.raises(ValueError, match=r"^Negative values in data passed to BernoulliMixture, "
+                       r"which needs binary data \(0 or 1\), but X\[0, 1\] = -0\.2"):  # fmt: skip
+        BernoulliMixture(2).fit(np.array([[0, -0.2], [1, 1], [0, 1]]))
+
+
+def test_dtype_parameter_takes_names_and_stays_as_given():
+    X = mixture_data(n=30)
+    for cls in (GaussianMixture, BernoulliMixture):
+        data = X if cls is GaussianMixture else (X > 0).astype(np.float64)
+        model = cls(2, dtype="float32", random_state=0).fit(data)
+        assert model.dtype == "float32" and model.means_.dtype == np.float32
+        assert cls().get_params()["dtype"] == "float64"
+        with pytest.raises(ValueError, match=r"dtype='int64' is not a float dtype"):
+            cls(2, dtype="int64").fit(data)

@@ -21,12 +21,19 @@ import collections
 import re
 import warnings
 
+import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import check_estimator, parametrize_with_checks
 from test_estimator_checks import discover_estimators
 
 from companion.bernoulli import BernoulliMixture
+from companion.cluster import KMeans
+from companion.mixture import GaussianMixture
+from companion.pca import PCA
 
 # The default of every discovered estimator, and settings worth checking too.
 EXTRA_SETTINGS = {BernoulliMixture: [{"binarize": 0.0}]}
@@ -160,3 +167,23 @@ def test_extra_check(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check(type(estimator).__name__, estimator)
+
+
+def test_dataframes_in_numpy_out_and_pipeline_score_with_y():
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    for est in (PCA(2), KMeans(3, random_state=0), GaussianMixture(2, random_state=0)):
+        method = "transform" if hasattr(est, "transform") else "predict_proba"
+        fitted = clone(est).fit(frame)
+        assert list(fitted.feature_names_in_) == ["a", "b", "c", "d"]
+        out = getattr(fitted, method)(frame)
+        assert isinstance(out, np.ndarray)
+        np.testing.assert_allclose(out, getattr(clone(est).fit(X), method)(X))
+        with pytest.raises(ValueError, match="Feature names must be in the same order"):
+            getattr(fitted, method)(frame[["d", "c", "b", "a"]])
+    gmm = GaussianMixture(2, random_state=0)
+    pipe = Pipeline([("scale", StandardScaler()), ("pca", PCA(2)), ("gmm", gmm)]).fit(frame)
+    codes = PCA(2).fit_transform(StandardScaler().fit_transform(X))
+    expected = clone(gmm).fit(codes).score(codes)
+    assert pipe.score(frame, np.zeros(60)) == pytest.approx(expected)  # y is passed, ignored
