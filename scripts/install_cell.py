@@ -23,7 +23,7 @@ MARKER = "# Colab: install the companion package"
 # Set, the cell installs from this pip URL instead of the tag (``file:///…/companion-….whl``
 # for example): the student-environment run (scripts/student_env.py) installs the wheel
 # under test this way. The extra ``notebooks`` adds what the notebooks import beyond the
-# package (scikit-learn, SciPy, ipywidgets).
+# package (scikit-learn, SciPy, pandas, ipywidgets).
 SOURCE_VARIABLE = "COMPANION_INSTALL_SOURCE"
 
 
