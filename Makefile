@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make book   build the executed book into _build/html (warnings are errors)"
 	@echo "make test   lint, unit and property tests, and every notebook in fast mode"
-	@echo "make bench  run the benchmarks and write companion/records/"
+	@echo "make bench  run the benchmarks and write companion/pretrained/records/"
 	@echo "make timing execute every notebook (full and fast) and report the times"
 	@echo "make student build the student edition (no solutions) into _build/student"
 	@echo "make jupyter-edition  the notebooks in plain Markdown (Colab, Binder, nbgrader) into _build/jupyter-edition"
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 # Fashion-MNIST: found on disk, else (as root on Debian) the dataset-fashion-mnist
 # package, else downloaded from the official URL into the user cache.
 data: $(STAMP)
-	@$(PY) -m companion.fetch fashion-mnist --check >/dev/null 2>&1 || { \
+	@$(PY) -m companion.data fashion-mnist --check >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing the Debian package dataset-fashion-mnist"; \
 			apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
@@ -36,7 +36,7 @@ data: $(STAMP)
 			  apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; } || \
 			echo "apt-get failed; downloading instead"; \
 		fi; \
-		$(PY) -m companion.fetch fashion-mnist; }
+		$(PY) -m companion.data fashion-mnist; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .

@@ -11,7 +11,7 @@ Reports time per iteration, total time, iterations and the final inertia /
 average log-likelihood. Targets on the CPU: KMeans time per iteration at most
 scikit-learn's with the inertia within 0.5 %; GaussianMixture at least 3x
 faster per iteration with the same log-likelihood (1e-4 relative).
-Writes ``companion/records/clustering[-DEVICE].json``.
+Writes ``companion/pretrained/records/clustering[-DEVICE].json``.
 """
 
 from __future__ import annotations
@@ -27,10 +27,8 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.mixture import GaussianMixture as SkGMM
 
 from companion import resolve_device
-from companion.cluster import KMeans
+from companion.classical import PCA, GaussianMixture, KMeans
 from companion.data import flatten, load_fashion_mnist, to_float
-from companion.mixture import GaussianMixture
-from companion.pca import PCA
 
 CPU = torch.device("cpu")
 

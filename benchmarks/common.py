@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "companion" / "records"
+RESULTS = ROOT / "companion" / "pretrained" / "records"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -63,8 +63,8 @@ def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device)
 def write_results(
     name: str, device: torch.device, results: dict, out: str | Path | None = None
 ) -> Path:
-    """Write ``companion/records/NAME[-DEVICE].json`` (or ``out``, e.g. for a quick check);
-    print it."""
+    """Write ``companion/pretrained/records/NAME[-DEVICE].json`` (or ``out``, e.g. for a
+    quick check) and print it."""
     if out is None:
         suffix = "" if device.type == "cpu" else f"-{device.type}"
         out = RESULTS / f"{name}{suffix}.json"

@@ -4,11 +4,11 @@ The 10,000 test images are binarised once with seed 12345 (as in
 ``scripts/train_vae.py``, ``scripts/train_made.py`` and
 ``scripts/train_pixelcnn.py``), and every model is scored on exactly them:
 
-* Bernoulli mixtures (``companion.bernoulli.BernoulliMixture``, K components,
+* Bernoulli mixtures (``companion.classical.bernoulli.BernoulliMixture``, K components,
   EM on the training images binarised once with seed 0), fitted here and timed:
   exact NLL;
 * the shipped VAE: the importance-weighted bound with k = 1000, from
-  ``companion/records/vae_nll.json`` (written by ``scripts/train_vae.py``;
+  ``companion/pretrained/records/vae_nll.json`` (written by ``scripts/train_vae.py``;
   ``--recompute-vae`` computes it again);
 * the shipped MADE and PixelCNN, when their weights exist: exact NLL, computed
   here from the weights (their training scripts record the same number and the
@@ -21,7 +21,7 @@ Because every model scores the same images, the PixelCNN and the VAE are also
 compared image by image (``paired_with_vae``: the mean difference and its
 paired standard error, with the VAE's bound recomputed per image, k = 1000).
 
-    python benchmarks/evaluation.py                 # writes companion/records/evaluation.json
+    python benchmarks/evaluation.py    # writes companion/pretrained/records/evaluation.json
     python benchmarks/evaluation.py --components 10 --out /tmp/evaluation.json
 """
 
@@ -36,13 +36,12 @@ import torch
 from common import RESULTS, machine_info, write_results
 
 from companion import resolve_device, seed_everything
-from companion.bernoulli import BernoulliMixture
-from companion.data import flatten, load_fashion_mnist, to_float
+from companion.classical import BernoulliMixture
+from companion.data import binarize, flatten, load_fashion_mnist, to_float
 from companion.evaluation import Estimate, log_likelihoods, nats_to_bits_per_dim
-from companion.pixelcnn import PIXELCNN_BLOCKS
-from companion.pretrained import load_vae
-from companion.transforms import binarize
-from companion.vae import importance_weighted_nll
+from companion.models import importance_weighted_nll
+from companion.models.autoregressive.pixelcnn import PIXELCNN_BLOCKS
+from companion.pretrained import load_made, load_pixelcnn, load_vae
 
 TEST_SEED = 12345
 TRAIN_SEED = 0
@@ -89,13 +88,13 @@ def mixture_rows(x_train: torch.Tensor, x_test: torch.Tensor, components: list[i
 def autoregressive_rows(x_test: torch.Tensor, per_image: dict[str, torch.Tensor]) -> list:
     """Rows for the shipped MADE and PixelCNN; their per-image NLLs go into ``per_image``."""
     rows = []
-    for name, module, loader, results in (
-        ("MADE 784-1000-784", "companion.made", "load_made", "made_nll.json"),
-        (f"PixelCNN ({PIXELCNN_BLOCKS} dilated residual blocks)", "companion.pixelcnn",
-         "load_pixelcnn", "pixelcnn_nll.json"),
+    for name, loader, results in (
+        ("MADE 784-1000-784", load_made, "made_nll.json"),
+        (f"PixelCNN ({PIXELCNN_BLOCKS} dilated residual blocks)", load_pixelcnn,
+         "pixelcnn_nll.json"),
     ):  # fmt: skip
         try:
-            model = getattr(__import__(module, fromlist=[loader]), loader)()
+            model = loader()
         except FileNotFoundError as error:
             rows.append({"model": name, "likelihood": "exact", "missing": str(error)})
             continue
@@ -161,7 +160,7 @@ def vae_row(x_test: torch.Tensor, recompute: bool) -> dict:
     else:
         saved = json.loads((RESULTS / "vae_nll.json").read_text())
         mean, stderr_ = saved["test_iwae_nll"], saved["test_iwae_nll_standard_error"]
-        source = "companion/records/vae_nll.json (" + saved["command"] + ")"
+        source = "companion/pretrained/records/vae_nll.json (" + saved["command"] + ")"
     epochs = json.loads((RESULTS / "vae_nll.json").read_text())["epochs"]
     return _row(
         "VAE 784-512-256-32", "bound (IWAE, k = 1000)", mean, stderr_, source=source, epochs=epochs

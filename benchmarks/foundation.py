@@ -1,7 +1,7 @@
 """Foundation benchmarks: data loading and the trainer's overhead.
 
 Run with ``make bench`` (or ``python benchmarks/foundation.py --device cuda``). Writes
-``companion/records/foundation[-DEVICE].json``, which the book shows.
+``companion/pretrained/records/foundation[-DEVICE].json``, which the book shows.
 
 What is measured:
 
@@ -9,7 +9,7 @@ What is measured:
   the 60,000 training images and labels; median of 3 runs.
 * ``trainer_examples_per_s`` and ``bare_loop_examples_per_s``: one epoch of a
   784-256-32-256-784 autoencoder on 20,000 images, batch 128, through
-  :class:`companion.train.Trainer` (including its one-off NaN check of the data)
+  :class:`companion.training.trainer.Trainer` (including its one-off NaN check of the data)
   and through a hand-written loop doing the same updates, median of 7;
   ``trainer_overhead`` is their ratio minus one (target: below 0.10).
 """
@@ -24,9 +24,9 @@ import torch
 from common import machine_info, sync, write_results
 from torch import nn
 
-from companion import resolve_device, seed_everything  # noqa: E402
-from companion.data import flatten, load_fashion_mnist, to_float  # noqa: E402
-from companion.train import Trainer  # noqa: E402
+from companion import resolve_device, seed_everything
+from companion.data import flatten, load_fashion_mnist, to_float
+from companion.training import Trainer
 
 
 class BenchAutoencoder(nn.Module):

@@ -1,6 +1,6 @@
 """GAN benchmark: mode coverage of each trick on the ring and the grid, and DCGAN speed and quality.
 
-Part 1, mode collapse. :func:`companion.mode_collapse.fit_mixture_gan` trains
+Part 1, mode collapse. :func:`companion.evaluation.mode_collapse.fit_mixture_gan` trains
 the same recipe with each trick (vanilla, one-sided label smoothing, minibatch
 discrimination, unrolled with k = 5) on the 8-mode ring (σ = 0.01) and the
 25-mode grid (σ = 0.05), ``--seeds`` seeds each, for the same number of
@@ -16,7 +16,7 @@ book's classifier, 5,000 samples against the 10,000 test images) after
 ``--dcgan-steps`` generator updates from scratch, next to the train-vs-test
 floor and the shipped generator's distance.
 
-    python benchmarks/gan.py                       # writes companion/records/gan[-DEVICE].json
+    python benchmarks/gan.py         # writes companion/pretrained/records/gan[-DEVICE].json
     python benchmarks/gan.py --steps 500 --seeds 1 --dcgan-steps 20 --out /tmp/gan.json
 """
 
@@ -35,11 +35,10 @@ from common import machine_info, write_results
 
 from companion import resolve_device, seed_everything
 from companion.data import load_fashion_mnist, to_float
-from companion.dcgan import DCGANDiscriminator, DCGANGenerator
-from companion.gan import GAN
-from companion.mode_collapse import MIXTURES, TRICKS, fit_mixture_gan
-from companion.pretrained import DCGAN_CHANNELS, DCGAN_LATENT, load_dcgan
-from companion.sample_quality import FrechetScorer
+from companion.evaluation import MIXTURES, TRICKS, FrechetScorer, fit_mixture_gan
+from companion.models import GAN, DCGANDiscriminator, DCGANGenerator
+from companion.pretrained import load_dcgan
+from companion.pretrained.loaders import DCGAN_CHANNELS, DCGAN_LATENT
 
 PUBLISHED_MODES = {  # VEEGAN (Srivastava et al., 2017) table 1; PacGAN (Lin et al., 2018) table
     "VEEGAN paper: GAN": {"ring": 1.0, "grid": 3.3},

@@ -1,13 +1,13 @@
 """Execute every notebook of the book, in full and fast mode, and report the times.
 
-    python benchmarks/notebooks.py            # both modes, writes companion/records/notebooks.json
+    python benchmarks/notebooks.py  # both modes; writes companion/pretrained/records/notebooks.json
     python benchmarks/notebooks.py --modes fast --out /tmp/nb.json
 
 Each notebook listed in ``_toc.yml`` runs in a fresh kernel from its own folder
 (as the book build runs it), with ``COMPANION_FAST`` set to 1 or 0. The time
 of each, the sum per chapter against the chapter's budget (from its issue)
 and the whole book against its 20-minute budget are written to
-``companion/records/notebooks.json`` and shown on the book's Benchmarks page.
+``companion/pretrained/records/notebooks.json`` and shown on the book's Benchmarks page.
 The script exits with status 1 when the whole book in full mode takes longer
 than its budget, or when a notebook fails; over-budget chapters are reported.
 This is a report, not a test: the times depend on the machine and its load,
@@ -76,7 +76,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--modes", nargs="+", default=["full", "fast"], choices=["full", "fast"])
     parser.add_argument("--timeout", type=int, default=900, help="seconds per notebook")
-    parser.add_argument("--out", default=str(ROOT / "companion" / "records" / "notebooks.json"))
+    parser.add_argument(
+        "--out", default=str(ROOT / "companion" / "pretrained" / "records" / "notebooks.json")
+    )
     args = parser.parse_args()
     notebooks = toc_notebooks()
     load_before = os.getloadavg()

@@ -3,7 +3,7 @@
 Fashion-MNIST train (60000 x 784, float32), n_components=50. Every method is
 timed in the same run (median of ``--repeats``, after one warm-up call) and its
 explained variances are compared with a float64 reference (eigenvalues of the
-centred covariance computed in float64). Writes ``companion/records/pca[-DEVICE].json``.
+centred covariance computed in float64). Writes ``companion/pretrained/records/pca[-DEVICE].json``.
 
 Targets: on the CPU, the companion within 1.3x of scikit-learn's fastest solver
 while at least 10x closer to the reference; on a GPU, at least 20x faster
@@ -23,8 +23,8 @@ from common import machine_info, median_seconds, write_results
 from sklearn.decomposition import PCA as SkPCA
 
 from companion import resolve_device
+from companion.classical import PCA
 from companion.data import flatten, load_fashion_mnist, to_float
-from companion.pca import PCA
 
 K = 50
 

@@ -19,7 +19,7 @@ once with a fixed seed; 10 draws of z per image, KL in closed form), each
 model scored by its own code. Targets: companion time per epoch at most 1.1x
 the plain loop's, test negative ELBO within 1 %.
 
-    python benchmarks/vae.py                          # writes companion/records/vae[-DEVICE].json
+    python benchmarks/vae.py          # writes companion/pretrained/records/vae[-DEVICE].json
     python benchmarks/vae.py --epochs 1 --n-train 5000 --out /tmp/vae.json   # quick check
 """
 
@@ -36,10 +36,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from companion import resolve_device, seed_everything
-from companion.data import flatten, load_fashion_mnist, to_float
-from companion.train import Trainer
-from companion.transforms import DynamicBinarizer, binarize
-from companion.vae import VAE
+from companion.data import DynamicBinarizer, binarize, flatten, load_fashion_mnist, to_float
+from companion.models import VAE
+from companion.training import Trainer
 
 LATENT, HIDDEN, BATCH, LR = 20, 400, 128, 1e-3
 TARGETS = {"time_ratio_at_most": 1.1, "test_elbo_relative_difference_at_most": 0.01}
@@ -119,7 +118,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--n-train", type=int, default=60000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="write the JSON here instead of companion/records/")
+    parser.add_argument(
+        "--out", help="write the JSON here instead of companion/pretrained/records/"
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     load_before = os.getloadavg()

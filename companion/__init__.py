@@ -1,7 +1,6 @@
 """Companion package of the course book on representation learning and generative models."""
 
-from companion.device import resolve_device
-from companion.seeding import seed_everything
+from companion.runtime import resolve_device, seed_everything
 
 __version__ = "0.1.0"
 

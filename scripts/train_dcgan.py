@@ -1,6 +1,6 @@
 """Train the DCGAN of the GAN chapter on Fashion-MNIST and record its Fréchet distance.
 
-The DCGAN players of :mod:`companion.dcgan` for 28×28 images (latent 100,
+The DCGAN players of :mod:`companion.models.dcgan` for 28×28 images (latent 100,
 ``--channels`` c), the non-saturating loss, Adam lr 2e-4 with β₁ = 0.5 and
 batch 128, on the 60,000 training images scaled to [-1, 1]. After every
 epoch the script records
@@ -8,14 +8,14 @@ epoch the script records
 * 16 samples at fixed latent codes (the chapter shows them over training), and
 * the Fréchet distance between 5,000 samples and the 10,000 test images in
   the feature space of the book's Fashion-MNIST classifier
-  (``companion.feature_classifier``), beside the train-vs-test floor.
+  (``companion.models.classifier``), beside the train-vs-test floor.
 
     python scripts/train_dcgan.py --epochs 10
 
-writes ``companion/weights/dcgan_fashion_mnist.pt`` (the generator in float16
+writes ``companion/pretrained/weights/dcgan_fashion_mnist.pt`` (the generator in float16
 and the uint8 snapshots; loaded with ``weights_only=True`` by
 ``companion.pretrained.load_dcgan``) and
-``companion/records/dcgan_training.json``. It resumes from
+``companion/pretrained/records/dcgan_training.json``. It resumes from
 ``_build/dcgan.ckpt`` when run again.
 """
 
@@ -32,18 +32,21 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import machine_info  # noqa: E402
+from common import machine_info
 
-from companion import resolve_device, seed_everything  # noqa: E402
-from companion.data import load_fashion_mnist, to_float  # noqa: E402
-from companion.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
-from companion.gan import GAN  # noqa: E402
-from companion.pretrained import DCGAN_CHANNELS, DCGAN_LATENT  # noqa: E402
-from companion.sample_quality import FrechetScorer  # noqa: E402
-from companion.train import Trainer  # noqa: E402
+from companion import resolve_device, seed_everything
+from companion.data import load_fashion_mnist, to_float
+from companion.evaluation import FrechetScorer
+from companion.models import (
+    GAN,
+    DCGANDiscriminator,
+    DCGANGenerator,
+)
+from companion.pretrained.loaders import DCGAN_CHANNELS, DCGAN_LATENT
+from companion.training import Trainer
 
-WEIGHTS = ROOT / "companion" / "weights" / "dcgan_fashion_mnist.pt"
-RESULTS = ROOT / "companion" / "records" / "dcgan_training.json"
+WEIGHTS = ROOT / "companion" / "pretrained" / "weights" / "dcgan_fashion_mnist.pt"
+RESULTS = ROOT / "companion" / "pretrained" / "records" / "dcgan_training.json"
 
 
 class Record:

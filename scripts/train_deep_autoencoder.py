@@ -7,8 +7,8 @@ by the squared reconstruction error per test image (summed over pixels).
     python scripts/train_deep_autoencoder.py --epochs 150 --decay-at 130
 
 trains with Adam at lr 1e-3, divided by ten from epoch ``--decay-at`` on, and
-writes ``companion/weights/deep_autoencoder_30.pt`` (float16 state dict, loaded
-with ``weights_only=True``) and ``companion/records/deep_autoencoder.json``
+writes ``companion/pretrained/weights/deep_autoencoder_30.pt`` (float16 state dict, loaded
+with ``weights_only=True``) and ``companion/pretrained/records/deep_autoencoder.json``
 (the errors, the settings, the machine and the command).
 """
 
@@ -25,17 +25,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import machine_info  # noqa: E402
+from common import machine_info
 
-from companion import resolve_device, seed_everything  # noqa: E402
-from companion.autoencoders import Autoencoder  # noqa: E402
-from companion.callbacks import StepDecay  # noqa: E402
-from companion.data import flatten, load_fashion_mnist, to_float  # noqa: E402
-from companion.pca import PCA  # noqa: E402
-from companion.pretrained import DEEP_AUTOENCODER_DIMS as DIMS  # noqa: E402
-from companion.train import Trainer  # noqa: E402
+from companion import resolve_device, seed_everything
+from companion.classical import PCA
+from companion.data import flatten, load_fashion_mnist, to_float
+from companion.models import Autoencoder
+from companion.pretrained.loaders import DEEP_AUTOENCODER_DIMS as DIMS
+from companion.training import (
+    StepDecay,
+    Trainer,
+)
 
-WEIGHTS = ROOT / "companion" / "weights" / "deep_autoencoder_30.pt"
+WEIGHTS = ROOT / "companion" / "pretrained" / "weights" / "deep_autoencoder_30.pt"
 
 
 def squared_error_per_image(x: torch.Tensor, reconstruction: torch.Tensor) -> float:
@@ -95,7 +97,7 @@ def main() -> None:
         "final_train_loss_bce": round(history["loss"][-1], 3),
         "final_test_loss_bce": round(history["val_loss"][-1], 3),
     }
-    out = ROOT / "companion" / "records" / "deep_autoencoder.json"
+    out = ROOT / "companion" / "pretrained" / "records" / "deep_autoencoder.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

@@ -1,15 +1,15 @@
 """Train the Fashion-MNIST classifier whose features the Fréchet distance uses.
 
 A small CNN (two 3×3 convolutions with max-pooling, a 128-unit feature
-layer, dropout 0.3, 10 logits; :class:`companion.feature_classifier.FashionClassifier`)
+layer, dropout 0.3, 10 logits; :class:`companion.models.classifier.FashionClassifier`)
 trained with Adam (lr 1e-3, batch 128) on the 60,000 training images in
 [0, 1], seed 0.
 
     python scripts/train_fashion_classifier.py --epochs 6
 
-writes ``companion/weights/fashion_classifier.pt`` (float16 state dict,
+writes ``companion/pretrained/weights/fashion_classifier.pt`` (float16 state dict,
 loaded with ``weights_only=True`` by ``load_fashion_classifier``) and
-``companion/records/fashion_classifier.json`` (test accuracy, time,
+``companion/pretrained/records/fashion_classifier.json`` (test accuracy, time,
 machine, command). It resumes from ``_build/fashion_classifier.ckpt``.
 """
 
@@ -26,15 +26,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import machine_info  # noqa: E402
+from common import machine_info
 
-from companion import resolve_device, seed_everything  # noqa: E402
-from companion.data import load_fashion_mnist, to_float  # noqa: E402
-from companion.feature_classifier import WEIGHTS_FILE, FashionClassifier  # noqa: E402
-from companion.train import Trainer  # noqa: E402
+from companion import resolve_device, seed_everything
+from companion.data import load_fashion_mnist, to_float
+from companion.models import FashionClassifier
+from companion.pretrained.loaders import CLASSIFIER_WEIGHTS
+from companion.training import Trainer
 
-WEIGHTS = ROOT / "companion" / "weights" / WEIGHTS_FILE
-RESULTS = ROOT / "companion" / "records" / "fashion_classifier.json"
+WEIGHTS = ROOT / "companion" / "pretrained" / "weights" / CLASSIFIER_WEIGHTS
+RESULTS = ROOT / "companion" / "pretrained" / "records" / "fashion_classifier.json"
 
 
 def main() -> None:

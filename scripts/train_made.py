@@ -8,9 +8,9 @@ test images are binarised once with seed 12345, as for the VAE
 
     python scripts/train_made.py --epochs 100 --decay-at 80
 
-writes ``companion/weights/made_fashion_mnist.pt`` (float32 state dict,
-loaded with ``weights_only=True`` by ``companion.made.load_made``) and
-``companion/records/made_nll.json`` (test NLL in nats with its standard
+writes ``companion/pretrained/weights/made_fashion_mnist.pt`` (float32 state dict,
+loaded with ``weights_only=True`` by ``companion.models.autoregressive.made.load_made``) and
+``companion/pretrained/records/made_nll.json`` (test NLL in nats with its standard
 error, bits/dim, train time, machine, command). It resumes from
 ``_build/made.ckpt`` when run again. ``--subset N`` (the first N training
 images) and ``--test-subset N`` make a smoke run; its files go to
@@ -35,15 +35,18 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import machine_info  # noqa: E402
+from common import machine_info
 
-from companion import resolve_device, seed_everything  # noqa: E402
-from companion.callbacks import StepDecay  # noqa: E402
-from companion.data import flatten, load_fashion_mnist, to_float  # noqa: E402
-from companion.evaluation import nats_to_bits_per_dim, nll_nats  # noqa: E402
-from companion.made import MADE, MADE_HIDDEN, WEIGHTS_FILE  # noqa: E402
-from companion.train import Trainer  # noqa: E402
-from companion.transforms import DynamicBinarizer, binarize  # noqa: E402
+from companion import resolve_device, seed_everything
+from companion.data import DynamicBinarizer, binarize, flatten, load_fashion_mnist, to_float
+from companion.evaluation import nats_to_bits_per_dim, nll_nats
+from companion.models import MADE
+from companion.models.autoregressive.made import MADE_HIDDEN
+from companion.pretrained.loaders import MADE_WEIGHTS
+from companion.training import (
+    StepDecay,
+    Trainer,
+)
 
 TEST_SEED = 12345  # the fixed binarisation of the test images, as in train_vae.py
 
@@ -60,8 +63,10 @@ def common_parser(description: str, epochs: int, decay_at: int | None) -> argpar
     parser.add_argument("--test-subset", type=int, default=None, help="first N test images only")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--checkpoint", default=None, help="default _build/NAME.ckpt")
-    parser.add_argument("--weights", default=None, help="default companion/weights/...")
-    parser.add_argument("--results", default=None, help="default companion/records/NAME_nll.json")
+    parser.add_argument("--weights", default=None, help="default companion/pretrained/weights/...")
+    parser.add_argument(
+        "--results", default=None, help="default companion/pretrained/records/NAME_nll.json"
+    )
     return parser
 
 
@@ -92,9 +97,12 @@ def train_and_report(
     checkpoint = Path(
         args.checkpoint or ROOT / "_build" / f"{name}{'_smoke' if smoke else ''}.ckpt"
     )
-    weights = Path(args.weights or (out_dir or ROOT / "companion" / "weights") / weights_file)
+    weights = Path(
+        args.weights or (out_dir or ROOT / "companion" / "pretrained" / "weights") / weights_file
+    )
     results_path = Path(
-        args.results or (out_dir or ROOT / "companion" / "records") / f"{name}_nll.json"
+        args.results
+        or (out_dir or ROOT / "companion" / "pretrained" / "records") / f"{name}_nll.json"
     )
 
     seed_everything(0)
@@ -122,7 +130,7 @@ def train_and_report(
     weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
 
-    vae_file = ROOT / "companion" / "records" / "vae_nll.json"
+    vae_file = ROOT / "companion" / "pretrained" / "records" / "vae_nll.json"
     vae = None
     if prepare is None and vae_file.exists():
         vae = json.loads(vae_file.read_text())["test_iwae_nll"]
@@ -157,7 +165,7 @@ def train_and_report(
 def main() -> None:
     args = common_parser(__doc__, epochs=100, decay_at=80).parse_args()
     train_and_report(
-        "made", MADE(784, MADE_HIDDEN, seed=0), args, weights_file=WEIGHTS_FILE,
+        "made", MADE(784, MADE_HIDDEN, seed=0), args, weights_file=MADE_WEIGHTS,
         script="train_made.py",
         architecture={"hidden": list(MADE_HIDDEN), "ordering": "natural", "num_masks": 1,
                       "activation": "relu", "seed": 0},

@@ -2,26 +2,26 @@
 
 PixelCNN with a 7×7 type-A masked convolution, residual blocks of width
 ``PIXELCNN_CHANNELS`` whose 3×3 convolutions are dilated by
-``PIXELCNN_DILATIONS`` (companion/pixelcnn.py), and a 1×1 output to
+``PIXELCNN_DILATIONS`` (companion/models/autoregressive/pixelcnn.py), and a 1×1 output to
 Bernoulli logits (van den Oord et al., 2016), trained with Adam (lr 1e-3,
 divided by ten from ``--decay-at``), batch 128, on a fresh Bernoulli draw of
 every training batch; the 10,000 test images are binarised once with seed
 12345, as for the VAE, so the numbers compare. The target is a test NLL
-below the VAE's importance-weighted bound (``companion/records/vae_nll.json``).
+below the VAE's importance-weighted bound (``companion/pretrained/records/vae_nll.json``).
 
 The shipped model was trained in two stages, to spend a CPU's hours well: a
 model with the first five blocks, then the full model grown from it
-(``companion.pixelcnn.deepen``: the new blocks start as the identity, so the
+(``companion.models.autoregressive.pixelcnn.deepen``: the new blocks start as the identity, so the
 grown model begins exactly where the small one stopped):
 
     python scripts/train_pixelcnn.py --blocks 5 --epochs 8 --decay-at 20
     python scripts/train_pixelcnn.py --grow-from _build/pixelcnn_5blocks.ckpt \\
         --epochs 14 --decay-at 11
 
-The second command writes ``companion/weights/pixelcnn_fashion_mnist.pt``
+The second command writes ``companion/pretrained/weights/pixelcnn_fashion_mnist.pt``
 (float32 state dict, loaded with ``weights_only=True`` by
-``companion.pixelcnn.load_pixelcnn``) and
-``companion/records/pixelcnn_nll.json`` (test NLL in nats with its standard
+``companion.models.autoregressive.pixelcnn.load_pixelcnn``) and
+``companion/pretrained/records/pixelcnn_nll.json`` (test NLL in nats with its standard
 error, bits/dim, train time of both stages, machine, commands). Each stage
 resumes from its checkpoint ``_build/pixelcnn_<blocks>blocks.ckpt`` when run
 again; a model with fewer blocks than the shipped one writes its weights and
@@ -31,22 +31,18 @@ smoke run whose files go to ``_build/smoke/``.
 
 from __future__ import annotations
 
-import torch
 from train_made import ROOT, common_parser, train_and_report  # the same protocol as MADE's
 
 from companion import seed_everything
-from companion.pixelcnn import (
-    PIXELCNN_CHANNELS,
-    PIXELCNN_DILATIONS,
-    WEIGHTS_FILE,
-    PixelCNN,
-    deepen,
-)
+from companion.models import PixelCNN
+from companion.models.autoregressive.pixelcnn import PIXELCNN_CHANNELS, PIXELCNN_DILATIONS, deepen
+from companion.pretrained.loaders import PIXELCNN_WEIGHTS
+from companion.training import load_checkpoint
 
 
 def grown_model(path: str, dilations: tuple[int, ...]) -> tuple[PixelCNN, dict]:
     """The model saved in the trainer checkpoint ``path``, deepened to ``dilations``."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_checkpoint(path)  # weights_only=True, as everywhere in the package
     state = saved["model_state"]
     small_dilations = tuple(int(d) for d in state["architecture"].tolist())
     if dilations[: len(small_dilations)] != small_dilations:
@@ -93,7 +89,7 @@ def main() -> None:
         architecture["grown_from"] = stage
     else:
         model = PixelCNN(PIXELCNN_CHANNELS, args.blocks, dilations=dilations)
-    train_and_report("pixelcnn", model, args, weights_file=WEIGHTS_FILE,
+    train_and_report("pixelcnn", model, args, weights_file=PIXELCNN_WEIGHTS,
                      script="train_pixelcnn.py", architecture=architecture)  # fmt: skip
 
 

@@ -9,8 +9,8 @@ by ten from epoch ``--decay-at``, batch 128, KL warm-up over the first
 
     python scripts/train_vae.py --epochs 100 --warmup 10 --decay-at 90
 
-writes ``companion/weights/vae_fashion_mnist.pt`` (float32 state dict, loaded
-with ``weights_only=True``) and ``companion/records/vae_nll.json`` (test
+writes ``companion/pretrained/weights/vae_fashion_mnist.pt`` (float32 state dict, loaded
+with ``weights_only=True``) and ``companion/pretrained/records/vae_nll.json`` (test
 −ELBO and importance-weighted NLL with k = ``--k`` samples, settings,
 machine, command). It resumes from ``_build/vae.ckpt`` when run again.
 """
@@ -28,17 +28,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import machine_info  # noqa: E402
+from common import machine_info
 
-from companion import resolve_device, seed_everything  # noqa: E402
-from companion.callbacks import KLWarmup, StepDecay  # noqa: E402
-from companion.data import flatten, load_fashion_mnist, to_float  # noqa: E402
-from companion.pretrained import VAE_HIDDEN, VAE_LATENT  # noqa: E402
-from companion.train import Trainer  # noqa: E402
-from companion.transforms import DynamicBinarizer, binarize  # noqa: E402
-from companion.vae import VAE, importance_weighted_nll  # noqa: E402
+from companion import resolve_device, seed_everything
+from companion.data import DynamicBinarizer, binarize, flatten, load_fashion_mnist, to_float
+from companion.models import VAE, importance_weighted_nll
+from companion.pretrained.loaders import VAE_HIDDEN, VAE_LATENT
+from companion.training import (
+    KLWarmup,
+    StepDecay,
+    Trainer,
+)
 
-WEIGHTS = ROOT / "companion" / "weights" / "vae_fashion_mnist.pt"
+WEIGHTS = ROOT / "companion" / "pretrained" / "weights" / "vae_fashion_mnist.pt"
 TEST_SEED = 12345  # the fixed binarisation of the test images
 
 
@@ -106,7 +108,7 @@ def main() -> None:
         },
         "targets": {"cpu_nll_at_most": 232.0, "gpu_nll_at_most": 228.0},
     }
-    out = ROOT / "companion" / "records" / "vae_nll.json"
+    out = ROOT / "companion" / "pretrained" / "records" / "vae_nll.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

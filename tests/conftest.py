@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from companion.data import DatasetSpec, IdxFile
-from companion.device import available_devices
+from companion.runtime import available_devices
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

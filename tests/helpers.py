@@ -24,3 +24,21 @@ def load_file(name: str, path: Path) -> ModuleType:
 def load_script(name: str) -> ModuleType:
     """``scripts/<name>.py`` as a module."""
     return load_file(name, ROOT / "scripts" / f"{name}.py")
+
+
+def package_modules(package: ModuleType | None = None) -> list[ModuleType]:
+    """Every module of ``companion`` (default), subpackages included, imported.
+
+    The command-line entry point (``__main__``) is left out: importing it is harmless,
+    but it is a script, not a place where models or estimators live.
+    """
+    import pkgutil
+
+    if package is None:
+        import companion as package
+    modules = [package]
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if info.name.endswith(".__main__"):
+            continue
+        modules.append(importlib.import_module(info.name))
+    return modules

@@ -5,17 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from companion.autoencoders import (
+from companion.classical import principal_angles
+from companion.models import (
     Autoencoder,
     ContractiveAutoencoder,
     DenoisingAutoencoder,
     SparseAutoencoder,
-    kl_sparsity,
 )
-from companion.hashing import binary_codes, hamming_distances, hamming_retrieval
-from companion.linalg import principal_angles
-from companion.pretraining import greedy_pretrain
-from companion.train import Trainer
+from companion.models.autoencoders import kl_sparsity
+from companion.models.hashing import binary_codes, hamming_distances, hamming_retrieval
+from companion.training import Trainer, greedy_pretrain
 
 
 def low_rank(n=2000, d=12, rank=3, seed=0):
@@ -158,7 +157,7 @@ def test_bad_input_messages():
 
 
 def test_conv_autoencoder_shapes_and_learning():
-    from companion.autoencoders import ConvAutoencoder
+    from companion.models import ConvAutoencoder
 
     torch.manual_seed(0)
     model = ConvAutoencoder(code_dim=8)
@@ -169,9 +168,9 @@ def test_conv_autoencoder_shapes_and_learning():
 
 
 def test_shipped_deep_autoencoder_beats_pca_30():
-    """The weights in companion/weights reconstruct test images far better than PCA-30."""
+    """The shipped weights reconstruct test images far better than PCA-30."""
+    from companion.classical import PCA
     from companion.data import flatten, load_fashion_mnist, to_float
-    from companion.pca import PCA
     from companion.pretrained import load_deep_autoencoder
 
     model = load_deep_autoencoder()

@@ -20,11 +20,13 @@ from autoregressive_checks import (
     randomise,
 )
 
-from companion.autoregressive import check_binary
+import companion.pretrained.loaders as loaders
 from companion.errors import CheckpointMismatchError
-from companion.made import MADE, MaskedLinear
-from companion.pixelcnn import MaskedConv2d, PixelCNN
-from companion.train import Trainer
+from companion.models import MADE, PixelCNN
+from companion.models.autoregressive.base import check_binary
+from companion.models.autoregressive.made import MaskedLinear
+from companion.models.autoregressive.pixelcnn import MaskedConv2d
+from companion.training import Trainer
 
 
 def jacobian(model, x: torch.Tensor) -> torch.Tensor:
@@ -230,35 +232,27 @@ def test_bad_hyper_parameters_are_explained():
 
 # ------------------------------------------------------------------ shipped weights
 @pytest.mark.parametrize(
-    "module, loader, script",
-    [("companion.made", "load_made", "train_made.py"),
-     ("companion.pixelcnn", "load_pixelcnn", "train_pixelcnn.py"),
-     ("companion.pixelrnn", "load_pixelrnn", "train_pixelrnn.py")],
+    "constant, loader, script",
+    [("MADE_WEIGHTS", "load_made", "train_made.py"),
+     ("PIXELCNN_WEIGHTS", "load_pixelcnn", "train_pixelcnn.py"),
+     ("PIXELRNN_WEIGHTS", "load_pixelrnn", "train_pixelrnn.py")],
 )  # fmt: skip
-def test_loaders_name_the_script_that_makes_missing_weights(monkeypatch, module, loader, script):
-    mod = __import__(module, fromlist=[loader])
-    monkeypatch.setattr(mod, "WEIGHTS_FILE", "no_such_weights.pt")
+def test_loaders_name_the_script_that_makes_missing_weights(monkeypatch, constant, loader, script):
+    monkeypatch.setattr(loaders, constant, "no_such_weights.pt")
     with pytest.raises(FileNotFoundError, match=f"python scripts/{script}"):
-        getattr(mod, loader)()
+        getattr(loaders, loader)()
 
 
 def test_loaders_rebuild_the_shipped_architecture(monkeypatch):
-    import companion.made as made_module
-    import companion.pixelcnn as pixelcnn_module
-
-    for mod, build, load in (
-        (made_module, lambda: MADE(784, made_module.MADE_HIDDEN), made_module.load_made),
-        (
-            pixelcnn_module,
-            lambda: PixelCNN(dilations=pixelcnn_module.PIXELCNN_DILATIONS),
-            pixelcnn_module.load_pixelcnn,
-        ),
+    for build, load in (
+        (lambda: MADE(784, loaders.MADE_HIDDEN), loaders.load_made),
+        (lambda: PixelCNN(dilations=loaders.PIXELCNN_DILATIONS), loaders.load_pixelcnn),
     ):
         torch.manual_seed(0)
         reference = build()
         state = {k: v.clone() for k, v in reference.state_dict().items()}
         monkeypatch.setattr(
-            mod, "load_shipped_state", lambda *_, s=state: {k: v.float() for k, v in s.items()}
+            loaders, "load_shipped_state", lambda *_, s=state: {k: v.float() for k, v in s.items()}
         )
         model = load()
         assert not model.training
@@ -283,7 +277,7 @@ def test_weights_do_not_load_into_other_masks_or_dilations(saved, other):
 
 # ------------------------------------------------------------------ deepening
 def test_deepen_keeps_the_function_and_adds_trainable_blocks():
-    from companion.pixelcnn import deepen
+    from companion.models.autoregressive.pixelcnn import deepen
 
     small = randomise(PixelCNN(6, 2, image_shape=(6, 6), dilations=(1, 2)).double())
     x = torch.bernoulli(torch.full((4, 1, 6, 6), 0.5, dtype=F64))

@@ -3,7 +3,7 @@
 Every case asserts the error (or warning) type and that the message names the
 offending value and the fix. The cases are rows of tables, so the count shows
 in the test ids: data loading, estimators, models, the trainer and
-checkpoints, exercise checks, and the ``python -m companion.fetch`` command
+checkpoints, exercise checks, and the ``python -m companion.data`` command
 that ``make data`` runs. Two cases need more than one call and have their own
 tests: two processes fetching the same file at once, and a refetch after a
 truncated download.
@@ -27,20 +27,12 @@ import pytest
 import torch
 
 import companion.exercises as ex
-from companion.autoencoders import Autoencoder, DenoisingAutoencoder
-from companion.bernoulli import BernoulliMixture
-from companion.callbacks import KLWarmup
-from companion.checkpoint import load_checkpoint
-from companion.cluster import KMeans
-from companion.data import DataWarning, load_idx_dataset, search_dirs
+from companion.classical import PCA, BernoulliMixture, GaussianMixture, KMeans
+from companion.data import DataWarning, load_idx_dataset, parse_idx, search_dirs
+from companion.data.__main__ import main as fetch_main
 from companion.errors import CheckpointMismatchError, DataChecksumError, DataNotFoundError
-from companion.fetch import main as fetch_main
-from companion.hashing import HashingAutoencoder
-from companion.idx import parse_idx
-from companion.mixture import GaussianMixture
-from companion.pca import PCA
-from companion.train import Trainer
-from companion.vae import VAE
+from companion.models import VAE, Autoencoder, DenoisingAutoencoder, HashingAutoencoder
+from companion.training import KLWarmup, Trainer, load_checkpoint
 
 
 @dataclasses.dataclass
@@ -482,9 +474,9 @@ def test_fetch_command_explains_failures(ctx, capsys, argv, code, fragments):
 
 
 def test_fetch_command_as_make_data_runs_it(isolated_data_env):
-    """The real ``python -m companion.fetch`` process: exit code and message, no traceback."""
+    """The real ``python -m companion.data`` process: exit code and message, no traceback."""
     result = subprocess.run(
-        [sys.executable, "-m", "companion.fetch", "cifar10"],
+        [sys.executable, "-m", "companion.data", "cifar10"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -13,7 +13,8 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from companion.cluster import ConvergenceWarning, KMeans, squared_distances
+from companion.classical import ConvergenceWarning, KMeans
+from companion.classical.cluster import squared_distances
 from companion.errors import NotFittedError
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import companion.data as data_module
+import companion.data.datasets as data_module
 from companion.data import (
     FASHION_MNIST,
     FASHION_MNIST_CLASSES,

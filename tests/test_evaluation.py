@@ -20,8 +20,7 @@ from companion.evaluation import (
     precision_recall,
     vae_nll,
 )
-from companion.made import MADE
-from companion.vae import VAE, importance_weighted_nll
+from companion.models import MADE, VAE, importance_weighted_nll
 
 F64 = torch.float64
 
@@ -101,7 +100,7 @@ def test_parzen_approaches_the_true_log_density_as_n_grows(d):
     errors = []
     for n in (30, 300, 3000):
         samples = torch.randn(n, d, generator=g, dtype=F64)
-        parzen = ParzenWindow(torch.logspace(-1.5, 0.5, 15)).fit(samples, val)
+        parzen = ParzenWindow(torch.logspace(-1.5, 0.5, 15)).fit(samples, X_val=val)
         errors.append(abs(parzen.score(test) - true))
     assert errors[2] < errors[0], errors
     assert errors[2] < 0.02 * d, errors
@@ -113,7 +112,7 @@ def test_parzen_matches_a_direct_mixture_density():
         torch.randn(7, 3, generator=g, dtype=F64),
         torch.randn(5, 3, generator=g, dtype=F64),
     )
-    parzen = ParzenWindow([0.7], chunk=2).fit(samples, x)
+    parzen = ParzenWindow([0.7], chunk=2).fit(samples, X_val=x)
     components = torch.distributions.MultivariateNormal(samples, 0.49 * torch.eye(3, dtype=F64))
     direct = torch.logsumexp(components.log_prob(x[:, None, :]), 1) - math.log(7)
     torch.testing.assert_close(parzen.score_samples(x), direct)
@@ -125,13 +124,40 @@ def test_parzen_picks_a_bandwidth_by_validation_and_checks_input():
     parzen = ParzenWindow([0.001, 0.3, 100.0])
     with pytest.raises(NotFittedError, match="call fit"):
         parzen.score(torch.zeros(1, 2))
-    parzen.fit(torch.randn(500, 2, generator=g), torch.randn(200, 2, generator=g))
+    parzen.fit(torch.randn(500, 2, generator=g), X_val=torch.randn(200, 2, generator=g))
     assert parzen.sigma_ == 0.3
     assert parzen.val_log_likelihoods_.shape == (3,)
-    with pytest.raises(ValueError, match="X has 3 features, but the samples have 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but ParzenWindow is expecting 2"):
         parzen.score(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="X_val has 3 features, but ParzenWindow is expecting 2"):
+        ParzenWindow().fit(torch.zeros(3, 2), X_val=torch.zeros(3, 3))
     with pytest.raises(ValueError, match="must be positive"):
-        ParzenWindow([0.1, -1.0]).fit(torch.zeros(3, 2), torch.zeros(3, 2))
+        ParzenWindow([0.1, -1.0]).fit(torch.zeros(3, 2), X_val=torch.zeros(3, 2))
+    with pytest.raises(TypeError, match=r"got a matrix as y; .*X_val=validation"):
+        ParzenWindow().fit(torch.zeros(3, 2), torch.zeros(3, 2))  # the old positional form
+
+
+def test_parzen_without_validation_data_picks_sigma_by_leave_one_out():
+    """Checked against a brute-force leave-one-out score written out sample by sample."""
+    g = torch.Generator().manual_seed(3)
+    samples = torch.randn(40, 2, generator=g, dtype=F64)
+    sigmas = [0.05, 0.2, 0.5, 1.0, 3.0]
+    parzen = ParzenWindow(sigmas).fit(samples)
+
+    def loo(sigma: float) -> float:
+        total = 0.0
+        for i in range(len(samples)):
+            others = torch.cat([samples[:i], samples[i + 1 :]])
+            normal = torch.distributions.MultivariateNormal(
+                others, sigma**2 * torch.eye(2, dtype=F64)
+            )
+            total += float(torch.logsumexp(normal.log_prob(samples[i]), 0) - math.log(39))
+        return total / len(samples)
+
+    brute = [loo(s) for s in sigmas]
+    torch.testing.assert_close(parzen.val_log_likelihoods_, torch.tensor(brute, dtype=F64))
+    assert parzen.sigma_ == sigmas[max(range(5), key=brute.__getitem__)]
+    assert 0.05 < parzen.sigma_ < 3.0  # neither extreme: with itself included σ → 0 would win
 
 
 # ------------------------------------------------------------ memorisation

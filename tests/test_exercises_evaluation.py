@@ -17,8 +17,8 @@ from companion.exercises import (
     check_nearest_distances,
     check_parzen_log_likelihood,
 )
-from companion.made import MADE
-from companion.pixelcnn import MaskedConv2d
+from companion.models import MADE
+from companion.models.autoregressive.pixelcnn import MaskedConv2d
 
 
 def _rejects(check, answer, message):
@@ -185,7 +185,7 @@ def test_parzen_check_agrees_with_the_companion_estimator(capsys):
     check_parzen_log_likelihood(parzen)
     assert "correct" in capsys.readouterr().out
     x, s = torch.rand(4, 10, dtype=torch.float64), torch.rand(20, 10, dtype=torch.float64)
-    window = ParzenWindow(sigmas=[0.3]).fit(s, x)
+    window = ParzenWindow(sigmas=[0.3]).fit(s, X_val=x)
     assert torch.allclose(window.score_samples(x), parzen(x, s, 0.3), atol=1e-9)
 
 

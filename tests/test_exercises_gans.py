@@ -164,7 +164,7 @@ def test_gaussian_frechet(answer, message, capsys):
 
 
 def test_gaussian_frechet_agrees_with_the_companion():
-    from companion.frechet import frechet_distance_gaussians
+    from companion.evaluation import frechet_distance_gaussians
 
     g = torch.Generator().manual_seed(0)
     A, B = torch.randn(3, 3, generator=g), torch.randn(3, 3, generator=g)

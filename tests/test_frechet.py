@@ -7,12 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from companion.feature_classifier import (
-    FashionClassifier,
-    extract_features,
-    load_fashion_classifier,
-)
-from companion.frechet import frechet_distance, frechet_distance_gaussians, gaussian_statistics
+from companion.evaluation import frechet_distance, frechet_distance_gaussians, gaussian_statistics
+from companion.models import FashionClassifier
+from companion.models.classifier import extract_features
+from companion.pretrained import load_fashion_classifier
 
 F64 = torch.float64
 

@@ -9,20 +9,23 @@ import pytest
 import torch
 from torch import nn
 
-from companion.dcgan import DCGANDiscriminator, DCGANGenerator
-from companion.gan import GAN, discriminator_loss, generator_loss
-from companion.gan_layers import (
+from companion import seed_everything
+from companion.data import make_ring, ring_centers
+from companion.evaluation import mode_coverage
+from companion.models import (
+    GAN,
+    DCGANDiscriminator,
+    DCGANGenerator,
     MinibatchDiscrimination,
     MinibatchStdDev,
     MLPDiscriminator,
     MLPGenerator,
     VirtualBatchNorm,
-    update_reference,
+    discriminator_loss,
+    generator_loss,
 )
-from companion.mode_coverage import mode_coverage
-from companion.seeding import seed_everything
-from companion.synthetic import make_ring, ring_centers
-from companion.train import Trainer
+from companion.models.gan_layers import update_reference
+from companion.training import Trainer
 
 
 # ------------------------------------------------------------------ optimal discriminator

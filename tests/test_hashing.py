@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
-from companion.hashing import (
-    HashingAutoencoder,
+from companion.models import HashingAutoencoder
+from companion.models.hashing import (
     binary_codes,
     hamming_retrieval,
     precision_at_k,
     precision_recall_by_radius,
 )
-from companion.train import Trainer
+from companion.training import Trainer
 
 
 def prototypes(n=600, d=24, n_classes=6, flip=0.1, seed=0):

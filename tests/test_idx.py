@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import idx_bytes
 
-from companion.idx import parse_idx, read_idx
+from companion.data import parse_idx, read_idx
 
 
 def test_round_trip_uint8_3d():

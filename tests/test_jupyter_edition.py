@@ -11,7 +11,7 @@ import pytest
 from helpers import load_script
 
 from companion import pretrained
-from companion.gan import GAN
+from companion.models import GAN
 
 ROOT = Path(__file__).resolve().parents[1]
 edition_script = load_script("jupyter_edition")
@@ -105,13 +105,13 @@ def test_exercises_and_solutions_become_plain_blocks(edition):
 def test_literalinclude_shows_the_package_source(edition):
     """The included code is the object's real source (checked against inspect)."""
     options = {"pyobject": "GAN.loss", "language": "python"}
-    text = edition.literalinclude("../../companion/gan.py", options, "book/gans/the_game")
+    text = edition.literalinclude("../../companion/models/gan.py", options, "book/gans/the_game")
     code = text.split("```python\n", 1)[1].rsplit("\n```", 1)[0]
     assert code == inspect.getsource(GAN.loss).rstrip("\n")
 
 
 def test_literalinclude_of_a_function(edition):
     options = {"pyobject": "load_record"}
-    text = edition.literalinclude("../companion/shipped.py", options, "book/benchmarks")
+    text = edition.literalinclude("../companion/pretrained/loaders.py", options, "book/benchmarks")
     code = text.split("```python\n", 1)[1].rsplit("\n```", 1)[0]
     assert code == inspect.getsource(pretrained.load_record).rstrip("\n")

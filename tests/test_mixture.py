@@ -13,10 +13,9 @@ from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SkGMM
 
-from companion.bernoulli import BernoulliMixture
-from companion.cluster import ConvergenceWarning, KMeans
+from companion.classical import BernoulliMixture, ConvergenceWarning, GaussianMixture, KMeans
+from companion.classical.mixture import shared_sigma_em_step
 from companion.errors import NotFittedError
-from companion.mixture import GaussianMixture, shared_sigma_em_step
 
 TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -58,8 +57,8 @@ def test_same_start_same_fit_as_sklearn(kind):
 
 
 def test_fashion_mnist_pca_features_match_sklearn():
+    from companion.classical import PCA
     from companion.data import flatten, load_fashion_mnist, to_float
-    from companion.pca import PCA
 
     Z = (
         PCA(10)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from companion.gan_layers import MinibatchDiscrimination
-from companion.mode_collapse import MIXTURES, TRICKS, fit_mixture_gan
+from companion.evaluation import MIXTURES, TRICKS, fit_mixture_gan
+from companion.models import MinibatchDiscrimination
 
 
 @pytest.mark.parametrize("trick", list(TRICKS))

@@ -1,4 +1,4 @@
-"""companion.pca.PCA against scikit-learn and closed forms, with property tests."""
+"""companion.classical.pca.PCA against scikit-learn and closed forms, with property tests."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.decomposition import PCA as SkPCA
 
+from companion.classical import PCA, principal_angles
 from companion.errors import NotFittedError
-from companion.linalg import principal_angles
-from companion.pca import PCA
 
 
 def low_rank(n, d, rank, seed=0, offset=0.0):
@@ -266,7 +265,7 @@ def test_randomized_whitening_gives_the_identity():
 
 def test_torch_path_of_the_covariance_solver_matches_the_numpy_path(monkeypatch):
     """The torch code that GPUs run, exercised on the CPU against the NumPy path."""
-    import companion.pca as pca_module
+    import companion.classical.pca as pca_module
 
     X = torch.as_tensor(low_rank(3000, 40, 40, seed=8, offset=2.0), dtype=torch.float32)
     numpy_fit = PCA(10).fit(X)

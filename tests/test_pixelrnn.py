@@ -22,8 +22,9 @@ from autoregressive_checks import (
 )
 
 from companion.errors import CheckpointMismatchError
-from companion.pixelrnn import PixelRNN, halve_images
-from companion.train import Trainer
+from companion.models import PixelRNN
+from companion.models.autoregressive.pixelrnn import halve_images
+from companion.training import Trainer
 
 
 @pytest.mark.parametrize("n_layers", [1, 2])

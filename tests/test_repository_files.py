@@ -110,7 +110,8 @@ def test_notebook_code_reads_no_repository_path(path):
     ]
     assert not found, (
         f"{path.name} reads repository paths ({found}); students run it outside a clone: "
-        "ship what it reads in companion/records/ (companion.pretrained.load_record) or compute it"
+        "ship what it reads in companion/pretrained/records/ (companion.pretrained.load_record) "
+        "or compute it"
     )
 
 

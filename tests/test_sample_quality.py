@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from companion.feature_classifier import FashionClassifier, extract_features
-from companion.frechet import frechet_distance
-from companion.sample_quality import FrechetScorer
+from companion.evaluation import FrechetScorer, frechet_distance
+from companion.models import FashionClassifier
+from companion.models.classifier import extract_features
 
 
 def test_scorer_matches_the_distance_of_the_features_and_orders_sets():

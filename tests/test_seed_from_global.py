@@ -4,11 +4,9 @@ import pytest
 import torch
 
 from companion import seed_everything
-from companion.cluster import KMeans
+from companion.classical import PCA, GaussianMixture, KMeans
 from companion.data import make_swiss_roll
-from companion.mixture import GaussianMixture
-from companion.pca import PCA
-from companion.seeding import resolve_seed
+from companion.runtime import resolve_seed
 
 X = torch.randn(300, 40, generator=torch.Generator().manual_seed(1))
 

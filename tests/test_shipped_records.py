@@ -1,4 +1,4 @@
-"""The records that ship in companion/records/ and their one reader."""
+"""The records that ship in companion/pretrained/records/ and their one reader."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from companion.pretrained import load_record, record_names
 def test_every_record_is_read_from_the_package():
     names = record_names()
     assert {"gan", "evaluation", "vae_nll", "dcgan_training", "notebooks"} <= set(names)
-    folder = resources.files("companion") / "records"
+    folder = resources.files("companion.pretrained") / "records"
     for name in names:
         assert load_record(name) == json.loads((folder / f"{name}.json").read_text())
 

@@ -30,10 +30,7 @@ from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import check_estimator, parametrize_with_checks
 from test_estimator_checks import discover_estimators
 
-from companion.bernoulli import BernoulliMixture
-from companion.cluster import KMeans
-from companion.mixture import GaussianMixture
-from companion.pca import PCA
+from companion.classical import PCA, BernoulliMixture, GaussianMixture, KMeans
 
 # The default of every discovered estimator, and settings worth checking too.
 EXTRA_SETTINGS = {BernoulliMixture: [{"binarize": 0.0}]}

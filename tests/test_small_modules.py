@@ -7,9 +7,9 @@ import torch
 from matplotlib.figure import Figure
 
 import companion
-from companion import plot
+from companion import plot, resolve_device
 from companion.config import fast_mode, pick
-from companion.device import available_devices, resolve_device
+from companion.runtime import available_devices
 
 
 def test_resolve_device():

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from companion.errors import CheckpointMismatchError, TrainingDivergedError
-from companion.train import Trainer
+from companion.training import Trainer
 
 
 class NoisyRegressor(nn.Module):

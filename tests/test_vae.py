@@ -12,9 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from companion.callbacks import KLWarmup, StepDecay
-from companion.device import available_devices
-from companion.likelihoods import (
+from companion.classical import PCA
+from companion.models import VAE, importance_weighted_nll, reparameterize
+from companion.models.layers import ConvDecoder, ConvEncoder, mlp_decoder, mlp_encoder
+from companion.models.likelihoods import (
     continuous_bernoulli_log_norm,
     continuous_bernoulli_log_prob,
     continuous_bernoulli_mean,
@@ -22,10 +23,8 @@ from companion.likelihoods import (
     gaussian_kl,
     gaussian_kl_diag,
 )
-from companion.pca import PCA
-from companion.train import Trainer
-from companion.vae import VAE, importance_weighted_nll, reparameterize
-from companion.vae_builders import ConvDecoder, ConvEncoder, mlp_decoder, mlp_encoder
+from companion.runtime import available_devices
+from companion.training import KLWarmup, StepDecay, Trainer
 
 F64 = torch.float64
 

@@ -196,7 +196,7 @@ def test_not_fitted_error_is_scikit_learns_once_it_is_imported():
 
 def test_not_fitted_error_does_not_need_scikit_learn():
     code = (
-        "import sys; from companion.pca import PCA\n"
+        "import sys; from companion.classical import PCA\n"
         "try:\n    PCA().transform([[1.0]])\n"
         "except ValueError as err:\n    print(type(err).__name__, 'sklearn' in sys.modules)\n"
     )

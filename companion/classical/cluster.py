@@ -1,0 +1,277 @@
+"""k-means clustering by Lloyd's algorithm, in PyTorch, shaped like scikit-learn's ``KMeans``."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+
+from companion._validation import (
+    InputKind,
+    check_array,
+    check_is_fitted,
+    check_positive_int,
+    to_input_kind,
+    validate_data,
+)
+from companion.classical._base import ParamsMixin
+from companion.runtime import resolve_seed
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative estimator stopped at ``max_iter`` before it converged."""
+
+
+def squared_distances(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor | None = None):
+    """||x - c||² for every row of X (n, d) and C (k, d) -> (n, k), never forming (n, k, d).
+
+    Uses ||x||² - 2 x·c + ||c||² (one matrix product), clamped at 0 against rounding.
+    """
+    x_sq = (X * X).sum(1) if x_sq is None else x_sq
+    return (x_sq[:, None] - 2 * (X @ C.T) + (C * C).sum(1)[None, :]).clamp_min_(0)
+
+
+def assign(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int = 65536):
+    """Nearest centre of every row: labels (n,) int64 and squared distances (n,), in chunks."""
+    labels = torch.empty(X.shape[0], dtype=torch.int64, device=X.device)
+    dists = torch.empty(X.shape[0], dtype=X.dtype, device=X.device)
+    for start in range(0, X.shape[0], chunk):
+        part = slice(start, start + chunk)
+        d2 = squared_distances(X[part], C, x_sq[part])
+        dists[part], labels[part] = d2.min(dim=1)
+    return labels, dists
+
+
+def lloyd_step(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int = 4096):
+    """One assignment pass that also accumulates the new centre sums, chunk by chunk.
+
+    Returns labels (n,), squared distances (n,) and per-cluster sums (k, d); the
+    sums are added while each chunk of X is still in cache (a one-hot product).
+    """
+    n, k = X.shape[0], C.shape[0]
+    labels = torch.empty(n, dtype=torch.int64, device=X.device)
+    dists = torch.empty(n, dtype=X.dtype, device=X.device)
+    sums = torch.zeros_like(C)
+    c_sq = (C * C).sum(1)
+    eye = torch.eye(k, dtype=X.dtype, device=X.device)
+    for start in range(0, n, chunk):
+        part = slice(start, start + chunk)
+        d2 = torch.addmm(x_sq[part, None] + c_sq[None, :], X[part], C.T, alpha=-2)
+        dists[part], labels[part] = d2.clamp_min_(0).min(dim=1)
+        sums.addmm_(eye[labels[part]].T, X[part])
+    return labels, dists, sums
+
+
+def kmeans_plusplus(X: torch.Tensor, k: int, generator: torch.Generator, x_sq: torch.Tensor):
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007), 2 + log k trials per centre."""
+    n = X.shape[0]
+    trials = 2 + int(math.log(k))
+    first = int(torch.randint(n, (1,), generator=generator))
+    centers = [X[first]]
+    closest = squared_distances(X, X[first : first + 1], x_sq)[:, 0]
+    for _ in range(1, k):
+        probabilities = (closest / closest.sum()).double().cpu()
+        if not torch.isfinite(probabilities).all() or probabilities.sum() <= 0:
+            probabilities = torch.full((n,), 1.0 / n, dtype=torch.float64)
+        candidates = torch.multinomial(probabilities, trials, replacement=True, generator=generator)
+        candidates = candidates.to(X.device)
+        d2 = squared_distances(X, X[candidates], x_sq)  # (n, trials)
+        potentials = torch.minimum(closest[:, None], d2).sum(0)
+        best = int(potentials.argmin())
+        centers.append(X[candidates[best]])
+        closest = torch.minimum(closest, d2[:, best])
+    return torch.stack(centers)
+
+
+class KMeans(ParamsMixin):
+    """k-means clustering.
+
+    Parameters
+    ----------
+    n_clusters : int
+    init : "k-means++", "random" or an array of initial centres (n_clusters, n_features)
+    n_init : int
+        Runs from different seeds; the one with the lowest inertia is kept.
+    max_iter : int
+    tol : float
+        Stop when the squared centre shift summed over clusters is at most
+        ``tol`` times the mean feature variance (scikit-learn's rule), or when
+        no label changes.
+    random_state : int or None
+
+    Fitted attributes (kind, dtype and device of the data given to fit)
+    ---------------------------------------------------------------------
+    cluster_centers_ : (n_clusters, n_features)
+    labels_ : (n_samples,) int64
+    inertia_ : float, sum of squared distances to the closest centre
+    n_iter_ : int
+    inertia_history_ : list of float, the inertia at each assignment step
+    n_features_in_ : int
+    feature_names_in_ : (n_features,) object array, the column names of a DataFrame given to fit
+
+    Any array-like is accepted (NumPy arrays, lists, DataFrames; results are
+    NumPy arrays, as in scikit-learn); a torch tensor gives tensors on its
+    device.
+    """
+
+    estimator_type = "clusterer"
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: str | Any = "k-means++",
+        n_init: int = 1,
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        random_state: int | None = None,
+    ):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any = None) -> KMeans:
+        """Cluster X (n_samples, n_features); returns self (``y`` is ignored)."""
+        self._fit(X)
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None) -> Any:
+        """Fit, then return ``labels_``, shape (n_samples,) (``y`` is ignored)."""
+        return self.fit(X).labels_
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """Fit, then return the distances of X to the centres, (n_samples, n_clusters)."""
+        X, kind = self._fit(X)
+        return to_input_kind(squared_distances(X, self._centers).sqrt(), kind)
+
+    def _fit(self, X: Any) -> tuple[torch.Tensor, InputKind]:
+        k = check_positive_int(self.n_clusters, name="n_clusters")
+        check_positive_int(self.max_iter, name="max_iter")
+        n_init = check_positive_int(self.n_init, name="n_init")
+        X, kind = validate_data(self, X, reset=True)
+        n = X.shape[0]
+        if k > n:
+            raise ValueError(
+                f"n_clusters={k} is larger than n_samples={n}; use at most {n} clusters "
+                "or give more data."
+            )
+        init = self._initial_centers_array(X, k)
+        if init is not None:
+            n_init = 1
+        x_sq = (X * X).sum(1)
+        tol = float(X.var(dim=0, unbiased=False).mean()) * self.tol
+        seed = resolve_seed(self.random_state)
+        best = None
+        for run in range(n_init):
+            generator = torch.Generator().manual_seed(seed + run)
+            centers = init if init is not None else self._seed_centers(X, k, generator, x_sq)
+            result = self._lloyd(X, centers.clone(), x_sq, tol)
+            if best is None or result[1] < best[1]:
+                best = result
+        labels, inertia, centers, n_iter, history = best
+        self.cluster_centers_ = to_input_kind(centers, kind)
+        self.labels_ = to_input_kind(labels, kind)
+        self.inertia_ = inertia
+        self.n_iter_ = n_iter
+        self.inertia_history_ = history
+        self._centers = centers
+        self._kind = kind
+        return X, kind
+
+    def _initial_centers_array(self, X: torch.Tensor, k: int) -> torch.Tensor | None:
+        if isinstance(self.init, str):
+            if self.init not in ("k-means++", "random"):
+                raise ValueError(
+                    f"init={self.init!r} is not understood; use 'k-means++', 'random' or an "
+                    "array of initial centres."
+                )
+            return None
+        centers, _ = check_array(self.init, name="init", dtype=X.dtype)
+        if tuple(centers.shape) != (k, X.shape[1]):
+            raise ValueError(
+                f"init has shape {tuple(centers.shape)}, but n_clusters={k} and the data have "
+                f"{X.shape[1]} features; pass an array of shape ({k}, {X.shape[1]})."
+            )
+        return centers.to(X.device)
+
+    def _seed_centers(self, X, k, generator, x_sq) -> torch.Tensor:
+        if self.init == "random":
+            chosen = torch.randperm(X.shape[0], generator=generator)[:k].to(X.device)
+            return X[chosen]
+        return kmeans_plusplus(X, k, generator, x_sq)
+
+    def _lloyd(self, X, centers, x_sq, tol):
+        """Lloyd iterations from ``centers``: returns labels, inertia, centres, n_iter, history."""
+        k = centers.shape[0]
+        labels_old = None
+        history = []
+        strict = False
+        for iteration in range(1, self.max_iter + 1):  # noqa: B007 - returned below
+            labels, dists, sums = lloyd_step(X, centers, x_sq)
+            history.append(float(dists.sum(dtype=torch.float64)))
+            new_centers = self._update_centers(X, labels, dists, sums, k)
+            shift = float((new_centers - centers).pow(2).sum())
+            centers = new_centers
+            if labels_old is not None and torch.equal(labels, labels_old):
+                strict = True
+                break
+            if shift <= tol:
+                break
+            labels_old = labels
+        else:
+            warnings.warn(
+                f"KMeans stopped after max_iter={self.max_iter} iterations without converging; "
+                "raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if not strict:
+            labels, dists = assign(X, centers, x_sq)
+        inertia = float(dists.sum(dtype=torch.float64))
+        return labels, inertia, centers, iteration, history
+
+    @staticmethod
+    def _update_centers(X, labels, dists, sums, k):
+        """Means of the assigned points; an empty cluster takes the farthest point."""
+        counts = torch.bincount(labels, minlength=k).to(X.dtype)
+        empty = torch.nonzero(counts == 0).flatten()
+        if len(empty):
+            far = torch.argsort(dists, descending=True)[: len(empty)]
+            for cluster, point in zip(empty.tolist(), far.tolist(), strict=True):
+                old = labels[point]
+                sums[old] -= X[point]
+                counts[old] -= 1
+                sums[cluster] = X[point]
+                counts[cluster] = 1
+        return sums / counts.clamp_min(1)[:, None]
+
+    # ---------------------------------------------------------------- use
+    def _checked(self, X: Any, method: str):
+        check_is_fitted(self, "cluster_centers_", method=method)
+        X, kind = validate_data(self, X, reset=False, dtype=self._centers.dtype)
+        return X.to(self._centers.device), kind
+
+    def predict(self, X: Any) -> Any:
+        """Index of the closest centre for each row of X, shape (n,)."""
+        X, kind = self._checked(X, "predict")
+        labels, _ = assign(X, self._centers, (X * X).sum(1))
+        return to_input_kind(labels, kind)
+
+    def transform(self, X: Any) -> Any:
+        """Euclidean distance of each row of X to each centre, (n, n_clusters)."""
+        X, kind = self._checked(X, "transform")
+        return to_input_kind(squared_distances(X, self._centers).sqrt(), kind)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Minus the inertia of X with respect to the fitted centres (higher is better).
+
+        ``y`` is ignored; it is there for scikit-learn's ``Pipeline.score(X, y)``.
+        """
+        X, _ = self._checked(X, "score")
+        _, dists = assign(X, self._centers, (X * X).sum(1))
+        return -float(dists.sum(dtype=torch.float64))
