@@ -7,7 +7,10 @@ message names the offending value and says how to fix it.
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,6 +244,32 @@ def _check_feature_names(estimator: Any, names: np.ndarray | None, name: str) ->
     )
 
 
+_STATE = threading.local()
+
+
+@contextmanager
+def values_checked() -> Iterator[None]:
+    """Within this block the models' entry points skip the scans of their inputs' values.
+
+    A scan for NaN/inf (or for entries outside {0, 1}) is a reduction and, on a GPU, a
+    host synchronisation on every call. The Trainer checks its whole data set once per
+    fit (``model.check_input(data)`` where the model has one, else a NaN/inf scan) and
+    then runs every batch inside this block. Shape, dtype and device checks, which
+    cost nothing, still run. Thread-local; nests.
+    """
+    previous = getattr(_STATE, "values_checked", False)
+    _STATE.values_checked = True
+    try:
+        yield
+    finally:
+        _STATE.values_checked = previous
+
+
+def values_already_checked() -> bool:
+    """True inside :func:`values_checked`: value scans may be skipped."""
+    return getattr(_STATE, "values_checked", False)
+
+
 def _non_finite(tensor: torch.Tensor) -> str | None:
     """``"<n> non-finite value(s) (first: <v> at index [i, j])"``, or None if all are finite."""
     if tensor.numel() == 0 or bool(torch.isfinite(tensor.sum())):
@@ -309,7 +338,7 @@ def check_model_input(
             f"{name} has its weights on {like.device} but got inputs on {x.device}; "
             f"move them with x.to('{like.device}')."
         )
-    found = _non_finite(x)
+    found = None if values_already_checked() else _non_finite(x)
     if found is not None:
         raise ValueError(
             f"{name} got NaN or inf in its input: {found}; remove or impute them "

@@ -213,3 +213,20 @@ def test_resolve_dtype_accepts_names_and_dtypes():
     for bad in ("int64", "tensor", object, 3):
         with pytest.raises(ValueError, match=r"dtype=.* is not a float dtype; use 'float64'"):
             resolve_dtype(bad)
+
+
+def test_values_checked_skips_only_the_value_scan():
+    from companion._validation import check_model_input, values_already_checked, values_checked
+
+    bad = torch.tensor([[0.0, float("nan")]])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        check_model_input(bad, 2, name="m")
+    assert not values_already_checked()
+    with values_checked():
+        with values_checked():
+            assert values_already_checked()
+        assert values_already_checked()  # nested blocks restore, not reset
+        assert check_model_input(bad, 2, name="m") is bad  # the caller scanned already
+        with pytest.raises(ValueError, match="shape"):
+            check_model_input(bad, 3, name="m")  # cheap checks still run
+    assert not values_already_checked()
