@@ -88,6 +88,64 @@ def test_kl_sparsity_matches_the_bernoulli_kl():
     assert set(out) == {"loss", "reconstruction", "sparsity", "mean_activation"}
 
 
+def test_sparse_kl_penalty_takes_a_sigmoid_code_and_names_a_conflict():
+    assert SparseAutoencoder([6, 3], penalty="kl").code_activation == "sigmoid"
+    same = SparseAutoencoder([6, 3], penalty="kl", code_activation="sigmoid")
+    assert same.code_activation == "sigmoid"
+    assert SparseAutoencoder([6, 3], penalty="l1", code_activation="tanh").code_activation == "tanh"
+    with pytest.raises(ValueError, match=r"code_activation='relu' conflicts with penalty='kl'.*"
+                       r"sigmoid.*penalty='l1'"):  # fmt: skip
+        SparseAutoencoder([6, 3], penalty="kl", code_activation="relu")
+
+
+# Every name of the one table, and what each must compute.
+ACTIVATION_FUNCTIONS = {
+    "relu": torch.relu,
+    "leaky_relu": torch.nn.functional.leaky_relu,
+    "elu": torch.nn.functional.elu,
+    "gelu": torch.nn.functional.gelu,
+    "softplus": torch.nn.functional.softplus,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "linear": lambda t: t,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATION_FUNCTIONS))
+def test_every_model_takes_every_activation_of_the_one_table(name):
+    from companion.models import VAE
+    from companion.models.layers import ACTIVATIONS
+
+    assert set(ACTIVATIONS) == set(ACTIVATION_FUNCTIONS)
+    torch.manual_seed(0)
+    x = torch.randn(5, 6)
+    one = Autoencoder([6, 4, 3], name, code_activation=name)
+    hidden = ACTIVATION_FUNCTIONS[name](one.encoder_layers[0](x))
+    torch.testing.assert_close(
+        one.encode(x), ACTIVATION_FUNCTIONS[name](one.encoder_layers[1](hidden))
+    )
+    vae = VAE.mlp(6, (4,), 2, activation=name)
+    first, _, second = vae.encoder
+    torch.testing.assert_close(vae.encoder(x), second(ACTIVATION_FUNCTIONS[name](first(x))))
+
+
+@pytest.mark.parametrize("build", ["autoencoder", "code", "vae", "contractive", "sparse-l1"])
+def test_an_unknown_activation_is_refused_with_the_valid_names(build):
+    from companion.models import VAE
+
+    makers = {
+        "autoencoder": lambda: Autoencoder([4, 2], "swish"),
+        "code": lambda: Autoencoder([4, 2], code_activation="swish"),
+        "vae": lambda: VAE.mlp(4, (3,), 2, activation="swish"),
+        "contractive": lambda: ContractiveAutoencoder([4, 2], "swish"),
+        "sparse-l1": lambda: SparseAutoencoder([4, 2], penalty="l1", code_activation="swish"),
+    }
+    argument = "code_activation" if build in ("code", "sparse-l1") else "activation"
+    with pytest.raises(ValueError, match=rf"^{argument}='swish' is not one of \('relu', .*'elu'.*"
+                       r"'sigmoid'.*'linear'\)"):  # fmt: skip
+        makers[build]()
+
+
 @pytest.mark.parametrize(
     ("corruption", "level"), [("masking", 0.3), ("salt_pepper", 0.2), ("gaussian", 0.5)]
 )
@@ -149,8 +207,8 @@ def test_bad_input_messages():
         TypeError, match=r"expects float inputs, got torch.uint8; scale them with to_float"
     ):
         model.encode(torch.zeros(2, 784, dtype=torch.uint8))
-    with pytest.raises(ValueError, match=r"activation='gelu' is not one of"):
-        Autoencoder([4, 2], "gelu")
+    with pytest.raises(ValueError, match=r"activation='swish' is not one of"):
+        Autoencoder([4, 2], "swish")
     with pytest.raises(ValueError, match=r"corruption='blur' is not"):
         DenoisingAutoencoder([4, 2], corruption="blur")
     assert model.loss(torch.rand(3, 1, 28, 28))["loss"].ndim == 0  # images are flattened

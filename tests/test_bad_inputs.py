@@ -209,7 +209,7 @@ def ae_one_width(ctx):
 
 
 def ae_activation(ctx):
-    Autoencoder([12, 4], "gelu")
+    Autoencoder([12, 4], "swish")
 
 
 def vae_likelihood(ctx):
@@ -338,7 +338,7 @@ CASES = [
     pytest.param(estimator_unknown_param, ValueError, ("'n_component'", "'n_components'"), id="estimator-unknown-param"),  # noqa: E501
     # models
     pytest.param(ae_one_width, ValueError, ("dims=[784]", "e.g. [784, 32]"), id="ae-one-width"),
-    pytest.param(ae_activation, ValueError, ("activation='gelu'", "'relu'"), id="ae-activation"),
+    pytest.param(ae_activation, ValueError, ("activation='swish'", "'relu'", "'elu'"), id="ae-activation"),  # noqa: E501
     pytest.param(vae_likelihood, ValueError, ("likelihood='poisson'", "'gaussian'"), id="vae-likelihood"),  # noqa: E501
     pytest.param(vae_grey_out_of_range, ValueError, ("[255, 255]", "scale the data with to_float"), id="vae-unscaled-pixels"),  # noqa: E501
     pytest.param(ae_numpy_batch, TypeError, ("got ndarray", "torch.as_tensor"), id="ae-numpy-batch"),  # noqa: E501

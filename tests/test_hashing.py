@@ -105,7 +105,7 @@ def test_balanced_codes_centre_on_the_batch_mean_and_keep_a_running_mean():
         ({"noise_std": -1.0}, "noise_std=-1.0 must be a finite number >= 0"),
         ({"noise_std": math.nan}, "noise_std=nan must be"),
         ({"noise_std": True}, "noise_std=True must be"),
-        ({"activation": "gelu"}, "activation='gelu' is not one of"),
+        ({"activation": "swish"}, "activation='swish' is not one of"),
     ],
 )
 def test_bad_arguments_are_named_in_the_message(kwargs, words):

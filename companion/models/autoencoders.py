@@ -16,9 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from companion._validation import check_model_input
-from companion.models.layers import conv_decoder, conv_encoder
+from companion.models.layers import conv_decoder, conv_encoder, get_activation
 
-ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
 OUTPUTS = ("bernoulli", "gaussian")
 
 
@@ -71,8 +70,10 @@ class Autoencoder(ReconstructionModel):
     """A fully connected autoencoder with a mirrored decoder.
 
     dims : layer widths from the input to the code, e.g. [784, 1000, 500, 250, 30].
-    activation : between hidden layers ("relu", "sigmoid", "tanh", "linear");
-        the code layer is linear, as in Hinton & Salakhutdinov (2006).
+    activation : between hidden layers, a name of :data:`~companion.models.layers.ACTIVATIONS`
+        ("relu", "sigmoid", "tanh", "elu", "linear", ...).
+    code_activation : on the code layer, from the same names; "linear" by default, as in
+        Hinton & Salakhutdinov (2006).
     tied : the decoder uses the transposed encoder weights (the same storage).
     output : "bernoulli" (sigmoid outputs, BCE loss) or "gaussian" (identity, squared error).
     """
@@ -91,13 +92,10 @@ class Autoencoder(ReconstructionModel):
             raise ValueError(
                 f"dims={list(dims)} needs at least two positive widths, e.g. [784, 32]."
             )
-        for name, value, allowed in (
-            ("activation", activation, ACTIVATIONS),
-            ("code_activation", code_activation, ACTIVATIONS),
-            ("output", output, OUTPUTS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name}={value!r} is not one of {tuple(allowed)}.")
+        if output not in OUTPUTS:
+            raise ValueError(f"output={output!r} is not one of {OUTPUTS}.")
+        hidden_act = get_activation(activation)
+        code_act = get_activation(code_activation, argument="code_activation")
         self.dims, self.tied, self.output = [int(d) for d in dims], tied, output
         self.activation, self.code_activation = activation, code_activation
         pairs = list(zip(self.dims[:-1], self.dims[1:], strict=True))
@@ -106,11 +104,10 @@ class Autoencoder(ReconstructionModel):
             self.decoder_biases = nn.ParameterList(nn.Parameter(torch.zeros(a)) for a, _ in pairs)
         else:
             self.decoder_layers = nn.ModuleList(nn.Linear(b, a) for a, b in pairs)
+        self._activations = {activation: hidden_act, code_activation: code_act}
 
     def _act(self, name: str, h: torch.Tensor) -> torch.Tensor:
-        return {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}.get(
-            name, lambda t: t
-        )(h)
+        return self._activations[name](h)  # modules built once, in __init__
 
     def _encode(self, h: torch.Tensor) -> torch.Tensor:
         last = len(self.encoder_layers) - 1
@@ -143,7 +140,13 @@ class SparseAutoencoder(Autoencoder):
     def __init__(self, dims, activation="relu", *, penalty="kl", rho=0.05, beta=1.0, **kwargs):
         if penalty not in ("l1", "kl"):
             raise ValueError(f"penalty={penalty!r} is not 'l1' or 'kl'.")
-        code = "sigmoid" if penalty == "kl" else kwargs.pop("code_activation", "relu")
+        code = kwargs.pop("code_activation", "sigmoid" if penalty == "kl" else "relu")
+        if penalty == "kl" and code != "sigmoid":
+            raise ValueError(
+                f"code_activation={code!r} conflicts with penalty='kl': the KL penalty needs "
+                "mean code values in (0, 1), so the code layer is a sigmoid. Leave "
+                "code_activation out (or pass 'sigmoid'), or use penalty='l1'."
+            )
         super().__init__(dims, activation, code_activation=code, **kwargs)
         self.penalty, self.rho, self.beta = penalty, rho, beta
 

@@ -47,19 +47,39 @@ def input_width(module: nn.Module, attribute: str) -> int | None:
     return None
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "softplus": nn.Softplus}
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "softplus": nn.Softplus,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "linear": nn.Identity,
+}
+"""The one vocabulary of activation names, shared by every model that takes one."""
+
+
+def get_activation(name: str, *, argument: str = "activation") -> nn.Module:
+    """A new activation module for ``name``, one of :data:`ACTIVATIONS` (``"linear"``: identity).
+
+    An unknown name raises a ``ValueError`` that names the argument (``argument``, e.g.
+    ``"code_activation"``) and lists the valid names.
+    """
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"{argument}={name!r} is not one of {tuple(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]()
 
 
 def _mlp(widths: Sequence[int], activation: str) -> nn.Sequential:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation={activation!r} is not one of {tuple(ACTIVATIONS)}.")
+    get_activation(activation)  # reject an unknown name before building anything
     if any(int(w) < 1 for w in widths):
         raise ValueError(f"layer widths {list(widths)} must all be positive integers.")
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         layers.append(nn.Linear(int(a), int(b)))
         if i < len(widths) - 2:
-            layers.append(ACTIVATIONS[activation]())
+            layers.append(get_activation(activation))
     return nn.Sequential(*layers)
 
 
