@@ -7,13 +7,15 @@ PY := $(VENV)/bin/python
 CONSTRAINTS := ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint format data bench timing clean help student student-env jupyter-edition
+.PHONY: book test test-notebooks lint format data bench timing clean help student student-env jupyter-edition
 
 help:
 	@echo "make book   build the executed book into _build/html (warnings are errors)"
-	@echo "make test   lint, unit and property tests, and every notebook in fast mode"
+	@echo "make test   lint, unit and property tests, and every notebook in fast mode as students run it"
+	@echo "make test-notebooks  every notebook in fast mode inside this clone (nbval)"
 	@echo "make bench  run the benchmarks and write companion/pretrained/records/"
 	@echo "make timing execute every notebook (full and fast) and report the times"
+	@echo "            (TIMING_ARGS=--from-builds: reuse the runs of make book and make student-env)"
 	@echo "make student build the student edition (no solutions) into _build/student"
 	@echo "make jupyter-edition  the notebooks in plain Markdown (Colab, Binder, nbgrader) into _build/jupyter-edition"
 	@echo "make student-env  every notebook alone in a fresh venv from the wheel, as a student runs it"
@@ -47,8 +49,14 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The notebooks run once, in fast mode, the way students run them (make student-env:
+# the wheel in a fresh environment, each notebook alone); `make test-notebooks` runs
+# them in this clone instead (nbval), a quicker check while editing.
 test: lint data mathjax-if-online
 	$(PY) -m pytest tests
+	$(MAKE) student-env
+
+test-notebooks: $(STAMP) data
 	COMPANION_FAST=1 $(PY) -m pytest --nbval-lax book
 
 # Notebook outputs are cached by their cells' code; a change to the package must
@@ -82,8 +90,10 @@ bench: data
 	cd benchmarks && ../$(PY) foundation.py && ../$(PY) pca.py && ../$(PY) clustering.py \
 		&& ../$(PY) vae.py && ../$(PY) gan.py && ../$(PY) evaluation.py
 
+# TIMING_ARGS=--from-builds reads the runs of `make book` and `make student-env`
+# instead of executing every notebook again (CI).
 timing: data
-	$(PY) benchmarks/notebooks.py $(if $(TIMING_OUT),--out $(TIMING_OUT),)
+	$(PY) benchmarks/notebooks.py $(TIMING_ARGS) $(if $(TIMING_OUT),--out $(TIMING_OUT),)
 
 # The student edition: stripped notebooks in _build/student/source, HTML without
 # execution in _build/student/html; then the whole build is searched for solutions.

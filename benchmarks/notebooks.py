@@ -1,7 +1,14 @@
-"""Execute every notebook of the book, in full and fast mode, and report the times.
+"""Every notebook's run time, in full and fast mode, against the chapters' budgets.
 
     python benchmarks/notebooks.py  # both modes; writes companion/pretrained/records/notebooks.json
     python benchmarks/notebooks.py --modes fast --out /tmp/nb.json
+    python benchmarks/notebooks.py --from-builds --out _build/notebooks.json   # (CI)
+
+With ``--from-builds`` nothing is executed: the full-mode times come from the book
+build (``_build/notebook_runs.json``, written by book/_ext/exec_record.py from the
+runs of ``make book``) and the fast-mode times from the student-environment run
+(``_build/student-env/report.json``: the notebook's cells, the install cell left
+out), so that CI executes every notebook once per mode.
 
 Each notebook listed in ``_toc.yml`` runs in a fresh kernel from its own folder
 (as the book build runs it), with ``COMPANION_FAST`` set to 1 or 0. The time
@@ -72,10 +79,46 @@ def run(path: Path, fast: bool, timeout: int) -> tuple[float, str | None]:
     return time.perf_counter() - start, None
 
 
+def from_builds(
+    notebooks: list[Path], runs_file: Path, student_file: Path
+) -> tuple[dict[str, dict], list[str]]:
+    """Rows and failures read from the book build's and the student run's records."""
+    for path, made_by in ((runs_file, "make book"), (student_file, "make student-env")):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing; run `{made_by}` first.")
+    runs = json.loads(runs_file.read_text())
+    student = {r["notebook"]: r for r in json.loads(student_file.read_text())["notebooks"]}
+    rows: dict[str, dict] = {}
+    failures = []
+    for path in notebooks:
+        name = path.relative_to(ROOT / "book").as_posix()
+        docname = path.relative_to(ROOT).with_suffix("").as_posix()
+        full, fast = runs.get(docname), student.get(path.relative_to(ROOT).as_posix())
+        if full is None or full.get("seconds") is None or fast is None:
+            failures.append(f"{name}: no record of its run (full: {full}, fast: {fast})")
+            continue
+        rows[name] = {"full_s": round(full["seconds"], 1), "full_method": full["method"]}
+        rows[name]["fast_s"] = fast["cells_seconds"] or fast["seconds"]
+        for mode, ok, error in (
+            ("full", full.get("succeeded"), "failed in the book build"),
+            ("fast", fast["status"] == "pass", fast.get("error")),
+        ):
+            if not ok:
+                rows[name][f"{mode}_error"] = error
+                failures.append(f"{name} ({mode}): {error}")
+        print(f"{rows[name]['full_s']:7.1f} s full  {rows[name]['fast_s']:7.1f} s fast  {name}")
+    return rows, failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--modes", nargs="+", default=["full", "fast"], choices=["full", "fast"])
     parser.add_argument("--timeout", type=int, default=900, help="seconds per notebook")
+    parser.add_argument(
+        "--from-builds",
+        action="store_true",
+        help="read the times of `make book` and `make student-env` instead of executing",
+    )
     parser.add_argument(
         "--out", default=str(ROOT / "companion" / "pretrained" / "records" / "notebooks.json")
     )
@@ -84,7 +127,14 @@ def main() -> int:
     load_before = os.getloadavg()
     rows: dict[str, dict] = {}
     failures = []
-    for mode in args.modes:
+    if args.from_builds:
+        args.modes = ["full", "fast"]
+        rows, failures = from_builds(
+            notebooks,
+            ROOT / "_build" / "notebook_runs.json",
+            ROOT / "_build" / "student-env" / "report.json",
+        )
+    for mode in [] if args.from_builds else args.modes:
         for path in notebooks:
             name = path.relative_to(ROOT / "book").as_posix()
             seconds, error = run(path, fast=mode == "fast", timeout=args.timeout)
@@ -109,7 +159,8 @@ def main() -> int:
     results = {
         "machine": machine_info(torch.device("cpu")),
         "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
-        "command": "python benchmarks/notebooks.py --modes " + " ".join(args.modes),
+        "command": "python benchmarks/notebooks.py "
+        + ("--from-builds" if args.from_builds else "--modes " + " ".join(args.modes)),
         "notebooks": rows,
         "chapters": chapters,
         "book": {**totals, "full_budget_s": BOOK_BUDGET_S, "full_within_budget": book_ok},
