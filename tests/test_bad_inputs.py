@@ -355,7 +355,7 @@ CASES = [
     pytest.param(checkpoint_garbage, CheckpointMismatchError, ("run.ckpt is not a readable checkpoint", "train from scratch"), id="checkpoint-garbage"),  # noqa: E501
     pytest.param(checkpoint_plain_state_dict, CheckpointMismatchError, ("weights.pt was not written by companion's trainer", "delete it"), id="checkpoint-plain-state-dict"),  # noqa: E501
     pytest.param(checkpoint_missing, FileNotFoundError, ("nowhere.ckpt", "train without resume=True first"), id="checkpoint-missing"),  # noqa: E501
-    pytest.param(warmup_negative, ValueError, ("epochs=-1", "non-negative integer"), id="kl-warmup-negative"),  # noqa: E501
+    pytest.param(warmup_negative, ValueError, ("epochs=-1", "must be >= 0"), id="kl-warmup-negative"),  # noqa: E501
     # exercise checks (what a student sees for a malformed answer)
     pytest.param(exercise_returns_none, E, ("your centres", "got NoneType"), id="exercise-returns-none"),  # noqa: E501
     pytest.param(exercise_returns_text, E, ("your labels", "got str"), id="exercise-returns-text"),  # noqa: E501

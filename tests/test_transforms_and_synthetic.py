@@ -103,7 +103,7 @@ def test_generators_are_seeded():
     b, _ = data.make_ring(10, seed=5)
     c, _ = data.make_ring(10, seed=6)
     assert torch.equal(a, b) and not torch.equal(a, c)
-    with pytest.raises(ValueError, match="n_samples=0 must be a positive integer"):
+    with pytest.raises(ValueError, match="n_samples=0 must be >= 1"):
         data.make_swiss_roll(0)
 
 

@@ -390,7 +390,7 @@ def test_bad_inputs_and_arguments_are_explained():
         VAE.mlp(obs_logvar=0.0)
     with pytest.raises(ValueError, match=r"k=0 must be >= 1"):
         importance_weighted_nll(model, torch.rand(2, 784), k=0)
-    with pytest.raises(ValueError, match=r"must be a non-negative integer"):
+    with pytest.raises(ValueError, match=r"epochs=-1 must be >= 0"):
         KLWarmup(-1)
 
 

@@ -93,10 +93,41 @@ def test_feature_mismatch_and_unfitted_messages():
 
 def test_positive_int():
     assert check_positive_int(3, name="k") == 3
+    assert type(check_positive_int(np.int64(3), name="k")) is int
+    assert check_positive_int(0, name="k", minimum=0) == 0
     with pytest.raises(ValueError, match="k=0 must be >= 1"):
         check_positive_int(0, name="k")
-    with pytest.raises(TypeError, match=r"k=2.5 must be an integer"):
-        check_positive_int(2.5, name="k")
+    for wrong in (2.5, 2.0, "3", True, None):
+        with pytest.raises(TypeError, match=r"k=.* must be an integer"):
+            check_positive_int(wrong, name="k")
+
+
+def _integer_parameters():
+    """Every integer parameter of the package that used to be checked on its own."""
+    from companion import data
+    from companion.models import VAE, Autoencoder
+    from companion.training import KLWarmup, StepDecay
+
+    return {
+        "make_swiss_roll(n_samples)": lambda v: data.make_swiss_roll(v),
+        "Autoencoder(dims)": lambda v: Autoencoder([4, v]),
+        "VAE.mlp(hidden)": lambda v: VAE.mlp(4, (v,), 2),
+        "KLWarmup(epochs)": lambda v: KLWarmup(v),  # minimum 0
+        "StepDecay(at)": lambda v: StepDecay(1e-3, at=v),  # minimum 0
+    }
+
+
+@pytest.mark.parametrize("site", sorted(_integer_parameters()))
+def test_integer_parameters_raise_typeerror_for_a_type_and_valueerror_for_a_value(site):
+    """One rule everywhere (check_positive_int's docstring): TypeError for a wrong type
+    (a float, even a whole one, or a bool), ValueError for an integer out of range."""
+    build = _integer_parameters()[site]
+    build(3)  # a valid integer is accepted
+    for wrong_type in (2.0, True):
+        with pytest.raises(TypeError, match="must be an integer"):
+            build(wrong_type)
+    with pytest.raises(ValueError, match="must be >= "):
+        build(-2)
 
 
 def test_large_finite_values_are_not_mistaken_for_inf():

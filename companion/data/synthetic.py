@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from companion._validation import check_positive_int
 from companion.runtime import resolve_seed
 
 
@@ -19,8 +20,7 @@ def _generator(seed: int | None) -> torch.Generator:
 
 
 def _check_n(n_samples: int) -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples={n_samples!r} must be a positive integer.")
+    check_positive_int(n_samples, name="n_samples")
 
 
 def make_swiss_roll(

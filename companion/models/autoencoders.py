@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from companion._validation import check_model_input
+from companion._validation import check_model_input, check_positive_int
 from companion.models.layers import conv_decoder, conv_encoder, get_activation
 
 OUTPUTS = ("bernoulli", "gaussian")
@@ -88,10 +88,11 @@ class Autoencoder(ReconstructionModel):
         code_activation: str = "linear",
     ):
         super().__init__()
-        if len(dims) < 2 or any(int(d) < 1 for d in dims):
+        if len(dims) < 2:
             raise ValueError(
                 f"dims={list(dims)} needs at least two positive widths, e.g. [784, 32]."
             )
+        dims = [check_positive_int(d, name=f"dims[{i}]") for i, d in enumerate(dims)]
         if output not in OUTPUTS:
             raise ValueError(f"output={output!r} is not one of {OUTPUTS}.")
         hidden_act = get_activation(activation)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from companion._validation import check_positive_int
+
 
 def conv_encoder(out_features: int, channels: tuple[int, int] = (32, 64)) -> nn.Sequential:
     """(B, 1, 28, 28) -> (B, out_features): two stride-2 convolutions (28 → 14 → 7), then linear."""
@@ -73,11 +75,10 @@ def get_activation(name: str, *, argument: str = "activation") -> nn.Module:
 
 def _mlp(widths: Sequence[int], activation: str) -> nn.Sequential:
     get_activation(activation)  # reject an unknown name before building anything
-    if any(int(w) < 1 for w in widths):
-        raise ValueError(f"layer widths {list(widths)} must all be positive integers.")
+    widths = [check_positive_int(w, name=f"layer width {i}") for i, w in enumerate(widths)]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        layers.append(nn.Linear(int(a), int(b)))
+        layers.append(nn.Linear(a, b))
         if i < len(widths) - 2:
             layers.append(get_activation(activation))
     return nn.Sequential(*layers)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from companion._validation import check_positive_int
+
 
 class KLWarmup:
     """Raise a model's KL weight linearly from ``start`` to 1 over ``epochs`` epochs.
@@ -20,8 +22,7 @@ class KLWarmup:
     """
 
     def __init__(self, epochs: int, *, start: float = 0.0, attribute: str = "kl_weight"):
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"epochs={epochs!r} must be a non-negative integer.")
+        epochs = check_positive_int(epochs, name="epochs", minimum=0)
         if not 0 <= start <= 1:
             raise ValueError(f"start={start} must lie in [0, 1].")
         self.epochs, self.start, self.attribute = epochs, float(start), attribute
@@ -54,8 +55,8 @@ class StepDecay:
     def __init__(self, lr: float, at: int | None, factor: float = 0.1):
         if not lr > 0 or not factor > 0:
             raise ValueError(f"lr={lr} and factor={factor} must be positive.")
-        if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
-            raise ValueError(f"at={at!r} must be a non-negative epoch number or None.")
+        if at is not None:
+            at = check_positive_int(at, name="at", minimum=0)  # an epoch number, or None
         self.lr, self.at, self.factor = lr, at, factor
 
     def rate(self, epoch: int) -> float:
