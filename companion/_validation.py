@@ -257,8 +257,25 @@ def values_checked() -> Iterator[None]:
     then runs every batch inside this block. Shape, dtype and device checks, which
     cost nothing, still run. Thread-local; nests.
     """
+    with _values_flag(True):
+        yield
+
+
+@contextmanager
+def values_unchecked() -> Iterator[None]:
+    """Within this block every value scan runs, even inside :func:`values_checked`.
+
+    The models' ``check_input(x)`` run their entry checks in it, so that the one check
+    of a whole data set is complete wherever it is called from. Thread-local; nests.
+    """
+    with _values_flag(False):
+        yield
+
+
+@contextmanager
+def _values_flag(value: bool) -> Iterator[None]:
     previous = getattr(_STATE, "values_checked", False)
-    _STATE.values_checked = True
+    _STATE.values_checked = value
     try:
         yield
     finally:
@@ -266,8 +283,15 @@ def values_checked() -> Iterator[None]:
 
 
 def values_already_checked() -> bool:
-    """True inside :func:`values_checked`: value scans may be skipped."""
+    """True inside :func:`values_checked` (and not in a :func:`values_unchecked` within it):
+    value scans may be skipped."""
     return getattr(_STATE, "values_checked", False)
+
+
+def batch_inputs(batch: Any) -> Any:
+    """The inputs of a training batch: ``batch`` itself, or its first entry for a tuple
+    or list such as ``(x, labels)`` (the labels are not used)."""
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
 def _non_finite(tensor: torch.Tensor) -> str | None:

@@ -11,7 +11,17 @@ import torch
 from torch import nn
 
 from companion._validation import check_positive_int
+from companion.models.likelihoods import nats_to_bits_per_dim
 from companion.models.vae import importance_weighted_nll
+
+__all__ = [  # nats_to_bits_per_dim lives with the models' likelihoods, which use it too
+    "Estimate",
+    "bits_per_dim",
+    "log_likelihoods",
+    "nats_to_bits_per_dim",
+    "nll_nats",
+    "vae_nll",
+]
 
 
 class Estimate(NamedTuple):
@@ -25,11 +35,6 @@ def _mean_stderr(values: torch.Tensor) -> Estimate:
     n = values.numel()
     stderr = float(values.std() / math.sqrt(n)) if n > 1 else float("nan")
     return Estimate(float(values.mean()), stderr)
-
-
-def nats_to_bits_per_dim(nats: float | torch.Tensor, dim: int) -> float | torch.Tensor:
-    """Negative log-likelihood per example in nats -> bits per dimension: nats / (dim · ln 2)."""
-    return nats / (check_positive_int(dim, name="dim") * math.log(2))
 
 
 @torch.no_grad()

@@ -2,6 +2,9 @@
 
 Every function works elementwise and returns per-dimension values; callers
 sum over pixels or latent dimensions. Logits are η = log(λ / (1 - λ)).
+:func:`nats_to_bits_per_dim` is the one conversion of a negative log-likelihood
+to bits per dimension (the autoregressive models' losses and
+:mod:`companion.evaluation` use it).
 """
 
 from __future__ import annotations
@@ -11,8 +14,15 @@ import math
 import torch
 from torch.nn import functional as F
 
+from companion._validation import check_positive_int
+
 LOG_2PI = math.log(2 * math.pi)
 _SMALL = 0.1  # |η| below which the continuous Bernoulli uses its Taylor series
+
+
+def nats_to_bits_per_dim(nats: float | torch.Tensor, dim: int) -> float | torch.Tensor:
+    """Negative log-likelihood per example in nats -> bits per dimension: nats / (dim · ln 2)."""
+    return nats / (check_positive_int(dim, name="dim") * math.log(2))
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

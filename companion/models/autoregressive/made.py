@@ -20,13 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from companion._validation import check_model_input, check_positive_int
-from companion.models.autoregressive.base import (
-    RecordedArchitecture,
-    bernoulli_log_likelihood,
-    check_binary,
-    draw_bernoulli,
-)
+from companion._validation import check_positive_int
+from companion.models.autoregressive.base import AutoregressiveModel, draw_bernoulli
 
 MADE_HIDDEN = (1000,)
 
@@ -42,7 +37,7 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.weight * self.mask, self.bias)
 
 
-class MADE(RecordedArchitecture):
+class MADE(AutoregressiveModel):
     """Masked autoencoder for distribution estimation on binary vectors.
 
     Parameters
@@ -61,6 +56,7 @@ class MADE(RecordedArchitecture):
         ordering: order-agnostic training). Training cycles through them, one
         per call of :meth:`loss`; :meth:`log_prob` and :meth:`sample` use the
         equal-weight mixture of the ``num_masks`` models, still exact.
+        :meth:`forward` gives the current mask's logits, (N, D).
     seed : int
         Seed of the orderings and degrees; the masks are not saved in the
         state dict but rebuilt from it.
@@ -141,62 +137,45 @@ class MADE(RecordedArchitecture):
         return value.to(dtype=buffer.dtype, device=buffer.device)
 
     # ------------------------------------------------------------ model
-    def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, D) or (N, …) with D entries per example -> (N, D), checked like any model input."""
-        if isinstance(x, torch.Tensor) and not x.is_floating_point():
-            check_binary(x, name="MADE")  # integer 0/1 data: say to convert, not to scale
-        return check_model_input(x, self.input_dim, name="MADE", like=self.layers[0].weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits η of p(x_i = 1 | x_<i) under the current mask, (N, D)."""
-        h = self._rows(x)
+    def _logits(self, rows: torch.Tensor) -> torch.Tensor:
+        """Logits η of p(x_i = 1 | x_<i) under the current mask, (N, D), for rows (N, D)."""
+        h = rows
         for layer in self.layers[:-1]:
             h = F.relu(layer(h))
         return self.layers[-1](h)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x) per example, (N,), nats; ``x`` binary, (N, D) or images with D pixels."""
-        checked = self._rows(x)  # type and shape
-        check_binary(x, name="MADE.log_prob")  # values, reported at the caller's indices
-        x = checked
+    def _log_prob(self, rows: torch.Tensor) -> torch.Tensor:
+        """log p(x) of binary rows (N, D) under the equal-weight mixture of the masks, (N,)."""
         if self.num_masks == 1:
-            return bernoulli_log_likelihood(self(x), x)
+            return super()._log_prob(rows)
         current = self.mask_index
         try:
             parts = []
             for k in range(self.num_masks):
                 self.set_mask(k)
-                parts.append(bernoulli_log_likelihood(self(x), x))
+                parts.append(super()._log_prob(rows))
         finally:
             self.set_mask(current)
         return torch.logsumexp(torch.stack(parts), 0) - math.log(self.num_masks)
 
-    def loss(self, batch) -> dict[str, torch.Tensor]:
-        """Mean negative log-likelihood (nats) of a batch under the current mask.
-
-        In training mode with several masks, the next batch uses the next mask.
-        """
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        checked = self._rows(x)  # type and shape
-        check_binary(x, name="MADE.loss")  # values, reported at the caller's indices
-        x = checked
-        nll = -bernoulli_log_likelihood(self(x), x).mean()
+    def _training_log_prob(self, rows: torch.Tensor) -> torch.Tensor:
+        """log p(x) (N,) under the current mask; in training mode with several masks, the
+        next call (the next batch of :meth:`loss`) uses the next mask."""
+        log_p = super()._log_prob(rows)
         if self.training and self.num_masks > 1:
             self.set_mask((self.mask_index + 1) % self.num_masks)
-        return {"loss": nll, "bits_per_dim": nll.detach() / (self.input_dim * math.log(2))}
+        return log_p
 
-    @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         """n binary vectors (n, D), drawn one variable at a time in the mask's ordering.
 
         With several masks each row first picks a mask uniformly, so samples
         follow the same mixture that :meth:`log_prob` scores.
         """
-        n = check_positive_int(n, name="n")
         ref = self.layers[0].weight
         device = generator.device if generator is not None else ref.device
         which = torch.randint(self.num_masks, (n,), generator=generator, device=device).cpu()
-        x = torch.zeros(n, self.input_dim, dtype=ref.dtype, device=ref.device)
+        x = self._blank(n)
         current = self.mask_index
         try:
             for k in range(self.num_masks):
@@ -206,7 +185,7 @@ class MADE(RecordedArchitecture):
                 self.set_mask(k)
                 xk = x[rows]
                 for i in self.ordering.tolist():  # D passes, each for all rows at once
-                    xk[:, i] = draw_bernoulli(self(xk)[:, i], generator)
+                    xk[:, i] = draw_bernoulli(self._logits(xk)[:, i], generator)
                 x[rows] = xk
         finally:
             self.set_mask(current)

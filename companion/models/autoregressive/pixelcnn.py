@@ -19,20 +19,14 @@ each logit can look without adding cost; the mask is the same.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from companion._validation import check_model_input, check_positive_int
-from companion.models.autoregressive.base import (
-    RecordedArchitecture,
-    bernoulli_log_likelihood,
-    check_binary,
-    draw_bernoulli,
-)
+from companion._validation import check_positive_int
+from companion.models.autoregressive.base import AutoregressiveImageModel, draw_bernoulli
 
 PIXELCNN_CHANNELS = 64
 PIXELCNN_BLOCKS = 10
@@ -89,7 +83,7 @@ class ResidualBlock(nn.Module):
         return x + self.net(x)
 
 
-class PixelCNN(RecordedArchitecture):
+class PixelCNN(AutoregressiveImageModel):
     """An autoregressive model of binary (1, H, W) images with masked convolutions.
 
     Parameters
@@ -105,6 +99,7 @@ class PixelCNN(RecordedArchitecture):
         rows up; dilations 1, 2, 4, 8, 1 see 19).
     image_shape : (int, int)
         (H, W); inputs may be (N, 1, H, W), (N, H, W) or rows (N, H·W).
+        :meth:`forward` gives logits (N, 1, H, W).
     """
 
     def __init__(
@@ -126,9 +121,7 @@ class PixelCNN(RecordedArchitecture):
             )
         self.dilations = tuple(check_positive_int(d, name="dilation") for d in dilations)
         self._record(torch.tensor(self.dilations or (0,)))
-        self.image_shape = tuple(check_positive_int(s, name="image side") for s in image_shape)
-        if len(self.image_shape) != 2:
-            raise ValueError(f"image_shape={image_shape} must be (height, width).")
+        self._set_image_shape(image_shape)
         self.net = nn.Sequential(
             MaskedConv2d(1, channels, 7, "A"),                       # (c, H, W)
             *(ResidualBlock(channels, d) for d in self.dilations),   # (c, H, W)
@@ -139,75 +132,26 @@ class PixelCNN(RecordedArchitecture):
         # CPU (oneDNN); values are the same, and .to(device) keeps the layout.
         self.to(memory_format=torch.channels_last)
 
-    @property
-    def input_dim(self) -> int:
-        """Pixels per image, H·W."""
-        return self.image_shape[0] * self.image_shape[1]
-
-    def _images(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W), (N, H, W) or (N, H·W) -> (N, 1, H, W); type, dtype, device, NaN checked."""
-        H, W = self.image_shape
-        if isinstance(x, torch.Tensor) and not x.is_floating_point():
-            check_binary(x, name="PixelCNN")  # integer 0/1 data: say to convert, not to scale
-        if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] != 1:
-            raise ValueError(
-                f"PixelCNN models one channel, got images of shape {tuple(x.shape)}; give "
-                f"(batch, 1, {H}, {W}) binary images."
-            )
-        name = f"PixelCNN with image_shape=({H}, {W})"
-        rows = check_model_input(x, H * W, name=name, like=self.net[0].weight)
-        return rows.reshape(-1, 1, H, W)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of p(x_rc = 1 | pixels before (r, c)), (N, 1, H, W)."""
-        return self._logits(self._images(x))
-
-    def _logits(self, images: torch.Tensor) -> torch.Tensor:
-        """The network on checked (N, 1, h, W) images, in the channels-last layout."""
+    def _logits(self, rows: torch.Tensor) -> torch.Tensor:
+        """Logits of p(x_rc = 1 | pixels before (r, c)), (N, 1, h, W), for rows (N, h·W)
+        holding h whole image rows; the network runs in the channels-last layout."""
+        images = rows.reshape(rows.shape[0], 1, -1, self.image_shape[1])
         return self.net(images.contiguous(memory_format=torch.channels_last))
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x) per image, (N,), nats; ``x`` binary."""
-        checked = self._images(x)  # type and shape
-        check_binary(x, name="PixelCNN.log_prob")  # values, reported at the caller's indices
-        x = checked
-        return bernoulli_log_likelihood(self._logits(x), x)
-
-    def loss(self, batch) -> dict[str, torch.Tensor]:
-        """Mean negative log-likelihood of a batch in nats, and in bits per pixel."""
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        checked = self._images(x)  # type and shape
-        check_binary(x, name="PixelCNN.loss")  # values, reported at the caller's indices
-        x = checked
-        nll = -bernoulli_log_likelihood(self._logits(x), x).mean()
-        return {"loss": nll, "bits_per_dim": nll.detach() / (self.input_dim * math.log(2))}
-
-    @torch.no_grad()
-    def complete(
-        self, x: torch.Tensor, n_rows: int, *, generator: torch.Generator | None = None
+    def _complete(
+        self, rows: torch.Tensor, n_rows: int, generator: torch.Generator | None
     ) -> torch.Tensor:
-        """Keep the first ``n_rows`` rows of binary images ``x``, draw the rest; (N, 1, H, W).
+        """Draw image rows ``n_rows`` … H-1 of ``rows`` (N, H·W) in place, pixel by pixel.
 
         Logits of row r depend on rows ≤ r only, so each pass runs on the
         rows drawn so far (about half the cost of whole images).
         """
         H, W = self.image_shape
-        if not 0 <= n_rows <= H:
-            raise ValueError(f"n_rows={n_rows} must be between 0 and the image height {H}.")
-        x = self._images(x).clone()
-        check_binary(x, name="PixelCNN.complete")
         for r in range(n_rows, H):
             for c in range(W):
-                logits = self._logits(x[:, :, : r + 1])[:, 0, r, c]  # (N,)
-                x[:, 0, r, c] = draw_bernoulli(logits, generator)
-        return x
-
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n binary images (n, 1, H, W), one pixel at a time in raster order."""
-        n = check_positive_int(n, name="n")
-        ref = self.net[0].weight
-        blank = torch.zeros(n, 1, *self.image_shape, dtype=ref.dtype, device=ref.device)
-        return self.complete(blank, 0, generator=generator)
+                logits = self._logits(rows[:, : (r + 1) * W])[:, 0, r, c]  # (N,)
+                rows[:, r * W + c] = draw_bernoulli(logits, generator)
+        return rows
 
 
 def deepen(model: PixelCNN, dilations: Sequence[int]) -> PixelCNN:

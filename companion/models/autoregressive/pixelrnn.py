@@ -24,13 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from companion._validation import check_model_input, check_positive_int
-from companion.models.autoregressive.base import (
-    RecordedArchitecture,
-    bernoulli_log_likelihood,
-    check_binary,
-    draw_bernoulli,
-)
+from companion._validation import check_positive_int
+from companion.models.autoregressive.base import AutoregressiveImageModel, draw_bernoulli
 
 PIXELRNN_HIDDEN = 128
 PIXELRNN_SHAPE = (14, 14)
@@ -57,7 +52,7 @@ def halve_images(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, 2).flatten(1)
 
 
-class PixelRNN(RecordedArchitecture):
+class PixelRNN(AutoregressiveImageModel):
     """An autoregressive model of binary (1, H, W) images with an LSTM over the raster scan.
 
     Parameters
@@ -68,6 +63,7 @@ class PixelRNN(RecordedArchitecture):
         Stacked LSTM layers.
     image_shape : (int, int)
         (H, W); inputs may be (N, 1, H, W), (N, H, W) or rows (N, H·W).
+        :meth:`forward` gives logits (N, H·W).
     """
 
     def __init__(
@@ -80,27 +76,11 @@ class PixelRNN(RecordedArchitecture):
         super().__init__()
         self.hidden = check_positive_int(hidden, name="hidden")
         self.n_layers = check_positive_int(n_layers, name="n_layers")
-        self.image_shape = tuple(check_positive_int(s, name="image side") for s in image_shape)
-        if len(self.image_shape) != 2:
-            raise ValueError(f"image_shape={image_shape} must be (height, width).")
+        self._set_image_shape(image_shape)
         self._record(torch.tensor(self.image_shape))  # the position biases depend on it
         self.lstm = nn.LSTM(N_INPUTS, hidden, n_layers, batch_first=True)
         self.readout = nn.Linear(hidden, 1)
         self.position_logit = nn.Parameter(torch.zeros(self.input_dim))  # b_t
-
-    @property
-    def input_dim(self) -> int:
-        """Pixels per image, H·W."""
-        return self.image_shape[0] * self.image_shape[1]
-
-    def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W), (N, H, W) or (N, H·W) -> (N, H·W), type, dtype, device and NaN checked."""
-        if isinstance(x, torch.Tensor) and not x.is_floating_point():
-            check_binary(x, name="PixelRNN")  # integer 0/1 data: say to convert, not to scale
-        H, W = self.image_shape
-        return check_model_input(
-            x, H * W, name=f"PixelRNN with image_shape=({H}, {W})", like=self.readout.weight
-        )
 
     def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
         """What each step reads, (N, h·W, 5), for rows (N, h·W) holding h whole image rows.
@@ -117,39 +97,20 @@ class PixelRNN(RecordedArchitecture):
         features = [left, above[..., :W], above[..., 1 : W + 1], above[..., 2:], first]
         return torch.cat(features, 1).flatten(2).transpose(1, 2)  # (N, h·W, 5)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of p(x_t = 1 | x_<t), (N, H·W)."""
-        states, _ = self.lstm(self._inputs(self._rows(x)))  # (N, H·W, hidden)
+    def _logits(self, rows: torch.Tensor) -> torch.Tensor:
+        """Logits of p(x_t = 1 | x_<t), (N, H·W), for rows (N, H·W)."""
+        states, _ = self.lstm(self._inputs(rows))  # (N, H·W, hidden)
         return self.readout(states).squeeze(-1) + self.position_logit
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x) per image, (N,), nats; ``x`` binary."""
-        rows = self._rows(x)  # type and shape
-        check_binary(x, name="PixelRNN.log_prob")  # values, reported at the caller's indices
-        return bernoulli_log_likelihood(self(rows), rows)
-
-    def loss(self, batch) -> dict[str, torch.Tensor]:
-        """Mean negative log-likelihood of a batch in nats, and in bits per pixel."""
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        rows = self._rows(x)
-        check_binary(x, name="PixelRNN.loss")
-        nll = -bernoulli_log_likelihood(self(rows), rows).mean()
-        return {"loss": nll, "bits_per_dim": nll.detach() / (self.input_dim * math.log(2))}
-
-    @torch.no_grad()
-    def complete(
-        self, x: torch.Tensor, n_rows: int, *, generator: torch.Generator | None = None
+    def _complete(
+        self, rows: torch.Tensor, n_rows: int, generator: torch.Generator | None
     ) -> torch.Tensor:
-        """Keep the first ``n_rows`` rows of binary images ``x``, draw the rest; (N, 1, H, W).
+        """Draw image rows ``n_rows`` … H-1 of ``rows`` (N, H·W) in place, pixel by pixel.
 
         The LSTM reads the given prefix in one call, then takes one step per
         pixel still to draw, carrying its state.
         """
         H, W = self.image_shape
-        if not 0 <= n_rows <= H:
-            raise ValueError(f"n_rows={n_rows} must be between 0 and the image height {H}.")
-        rows = self._rows(x).clone()
-        check_binary(rows, name="PixelRNN.complete")
         start = n_rows * W
         state = None
         if start > 0:  # the prefix up to step start-1: its state predicts pixel `start`
@@ -161,13 +122,4 @@ class PixelRNN(RecordedArchitecture):
             out, state = self.lstm(step, state)
             logit = self.readout(out[:, 0]).squeeze(-1) + self.position_logit[t]
             rows[:, t] = draw_bernoulli(logit, generator)
-        return rows.reshape(-1, 1, H, W)
-
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n binary images (n, 1, H, W), one pixel at a time in raster order."""
-        n = check_positive_int(n, name="n")
-        H, W = self.image_shape
-        blank = torch.zeros(
-            n, H * W, dtype=self.readout.weight.dtype, device=self.readout.weight.device
-        )
-        return self.complete(blank, 0, generator=generator)
+        return rows
