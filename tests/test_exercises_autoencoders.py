@@ -33,6 +33,7 @@ def bce(logits, x):
         (lambda a, x: bce(a, x) / a.shape[1], r"D times too small"),
         (lambda a, x: -bce(a, x), r"wrong sign"),
         (lambda a, x: bce(a, x).mean(), r"one number; return one loss per example"),
+        (lambda a, x: bce(a, x)[:, None], r"shape \(8, 1\), expected \(8,\)"),
         (
             lambda a, x: -(x * a.sigmoid().log() + (1 - x) * (1 - a.sigmoid()).log()).sum(1),
             r"inf or NaN .*softplus",

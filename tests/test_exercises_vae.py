@@ -137,3 +137,35 @@ def test_active_units(answer, message, capsys):
     check_active_units(lambda m: (m.var(0) > 0.01).sum())
     assert "correct" in capsys.readouterr().out
     _rejects(check_active_units, answer, message)
+
+
+# --------------------------------------------------------------- one set of helpers
+def test_the_checks_share_one_shape_aware_close():
+    """The VAE and autoencoder checks use _common's helpers, whose _close refuses a
+    wrongly shaped answer instead of broadcasting it: (4, 1) against (4,) would be
+    compared entry by entry as (4, 4) and pass for equal values."""
+    from companion.exercises import _common, autoencoders, vae
+
+    for module in (vae, autoencoders):
+        assert module._shape is _common._shape, module.__name__
+        assert not hasattr(module, "_expect_shape"), module.__name__
+    assert vae._close is _common._close
+    column, row = torch.zeros(4, 1), torch.zeros(4)
+    assert not vae._close(column, row) and not vae._close(row, column)
+    assert vae._close(row, row.clone())
+
+
+@pytest.mark.parametrize(
+    ("check", "answer", "message"),
+    [
+        (check_gaussian_kl, lambda mu, lv: kl(mu, lv)[:, None], r"shape \(6, 1\), expected \(6,\)"),
+        (check_iwae_bound, lambda lw: iwae(lw)[:, None], r"shape \(.*, 1\), expected"),
+        (
+            check_gaussian_log_likelihood,
+            lambda x, m, lv: gauss(x, m, lv)[:, None],
+            r"shape \(5, 1\), expected \(5,\)",
+        ),
+    ],
+)
+def test_a_right_answer_of_the_wrong_shape_is_refused(check, answer, message):
+    _rejects(check, answer, message)

@@ -7,12 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from companion.exercises._common import ExerciseError, _as_tensor, _generator
-
-
-def _expect_shape(got: torch.Tensor, shape: tuple[int, ...], what: str, hint: str = "") -> None:
-    if tuple(got.shape) != shape:
-        raise ExerciseError(f"{what} has shape {tuple(got.shape)}, expected {shape}.{hint}")
+from companion.exercises._common import ExerciseError, _as_tensor, _generator, _shape
 
 
 def check_bce_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -35,7 +30,7 @@ def check_bce_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> 
             f"your loss is one number; return one loss per example, shape ({B},), summing "
             "over the pixels (the mean over the batch comes later, in the training loop)."
         )
-    _expect_shape(got, (B,), "your loss", " Sum over the pixels (dim=1), one value per example.")
+    _shape(got, (B,), "your loss", " Sum over the pixels (dim=1), one value per example.")
     if not torch.isfinite(got).all():
         raise ExerciseError(
             "your loss is inf or NaN for an example whose logits are ±40: log(sigmoid(40)) "
@@ -64,7 +59,7 @@ def check_kl_sparsity(fn: Callable[[float, torch.Tensor], torch.Tensor]) -> None
     rho_hat = torch.tensor([0.01, 0.05, 0.2, 0.5, 0.9], dtype=torch.float64)
     got = _as_tensor(fn(rho, rho_hat.clone()), "your penalty")
     L = len(rho_hat)
-    _expect_shape(got, (L,), "your penalty", " Return one value per hidden unit.")
+    _shape(got, (L,), "your penalty", " Return one value per hidden unit.")
 
     def kl(p, q):
         return p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
@@ -110,7 +105,7 @@ def check_masking_noise(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> No
                 "your function changed its input x in place; corrupt a copy "
                 "(e.g. x.masked_fill(mask, 0.0) or x * keep, not x[mask] = 0)."
             )
-        _expect_shape(got, tuple(x.shape), f"your result for level={level}")
+        _shape(got, tuple(x.shape), f"your result for level={level}")
         zeroed = got == 0
         kept = ~zeroed
         if kept.any() and not torch.allclose(got[kept], x[kept]):
@@ -152,7 +147,7 @@ def check_sigmoid_jacobian_norm(
     b = torch.randn(L, generator=g, dtype=torch.float64)
     x = torch.randn(B, D, generator=g, dtype=torch.float64)
     got = _as_tensor(fn(W.clone(), b.clone(), x.clone()), "your norms")
-    _expect_shape(got, (B,), "your norms", " Return one squared norm per example.")
+    _shape(got, (B,), "your norms", " Return one squared norm per example.")
 
     def encoder(row: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(W @ row + b)
@@ -184,7 +179,7 @@ def check_hamming_distances(fn: Callable[[torch.Tensor, torch.Tensor], torch.Ten
     got = _as_tensor(fn(a.clone(), b.clone()), "your distances")
     expected = (a[:, None, :] != b[None, :, :]).sum(2).double()
     hint = " It looks transposed: rows for a, columns for b." if got.shape == (m, n) else ""
-    _expect_shape(got, (n, m), "your distances", hint)
+    _shape(got, (n, m), "your distances", hint)
     if not torch.equal(got, expected):
         if torch.equal(got, k - expected):
             hint = " You counted the bits that agree; count those that differ."
@@ -241,7 +236,7 @@ def check_optimal_denoiser(
     x_noisy = torch.randn(10, 2, generator=g, dtype=torch.float64) * 2
     sigma = 0.7
     got = _as_tensor(fn(x_noisy.clone(), data.clone(), sigma), "your denoised points")
-    _expect_shape(got, tuple(x_noisy.shape), "your denoised points")
+    _shape(got, tuple(x_noisy.shape), "your denoised points")
 
     def posterior_mean(variance: float) -> torch.Tensor:
         weights = torch.softmax(-torch.cdist(x_noisy, data).pow(2) / (2 * variance), dim=1)
@@ -289,8 +284,8 @@ def check_linear_autoencoder(
         )
     encoder = _as_tensor(out[0], "your encoder")
     decoder = _as_tensor(out[1], "your decoder")
-    _expect_shape(encoder, (k, d), "your encoder")
-    _expect_shape(decoder, (d, k), "your decoder")
+    _shape(encoder, (k, d), "your encoder")
+    _shape(decoder, (d, k), "your decoder")
     product = decoder @ encoder
     _, vectors = _reference_pca(X, k)
     projector = vectors @ vectors.T

@@ -7,16 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from companion.exercises._common import ExerciseError, _as_tensor, _generator
-
-
-def _shape(got: torch.Tensor, shape: tuple[int, ...], what: str, hint: str = "") -> None:
-    if tuple(got.shape) != shape:
-        raise ExerciseError(f"{what} has shape {tuple(got.shape)}, expected {shape}.{hint}")
-
-
-def _close(got: torch.Tensor, expected: torch.Tensor, tol: float = 1e-6) -> bool:
-    return bool(((got - expected).abs() <= tol * (1 + expected.abs())).all())
+from companion.exercises._common import ExerciseError, _as_tensor, _close, _generator, _shape
 
 
 def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
