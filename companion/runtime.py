@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
@@ -58,6 +57,12 @@ def available_devices() -> list[str]:
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """Seed Python's ``random``, NumPy, and torch (CPU and every GPU).
 
+    The hashing of ``str`` and ``bytes`` (the iteration order of a set of strings)
+    is not seeded: Python fixes it when the interpreter starts, so only
+    ``PYTHONHASHSEED`` set before Python starts changes it (e.g. ``PYTHONHASHSEED=0
+    python train.py``). Setting the variable from a running program does nothing,
+    and this function leaves ``os.environ`` alone.
+
     Parameters
     ----------
     seed : int
@@ -74,7 +79,6 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - seeding the legacy global generator is the point
     torch.manual_seed(seed)  # also seeds every CUDA device
-    os.environ["PYTHONHASHSEED"] = str(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
 

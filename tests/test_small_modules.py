@@ -12,9 +12,28 @@ from companion.config import fast_mode, pick
 from companion.runtime import available_devices
 
 
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    """The probes are replaced, so the preference order is tested on any machine."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
+    assert resolve_device(None) == torch.device(expected)
+    assert available_devices() == ["cpu", *(["cuda"] if cuda else []), *(["mps"] if mps else [])]
+    for name in ("cuda", "mps"):
+        present = {"cuda": cuda, "mps": mps}[name]
+        if present:
+            assert resolve_device(name) == torch.device(name)
+        else:
+            with pytest.raises(ValueError, match=rf"{name.upper()} is not available.*'auto'"):
+                resolve_device(name)
+
+
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type in available_devices()
     with pytest.raises(ValueError, match="device='gpu0' is not a torch device"):
         resolve_device("gpu0")
     if not torch.cuda.is_available():
@@ -34,6 +53,17 @@ def test_seed_everything_seeds_all_generators():
         companion.seed_everything(-1)
     with pytest.raises(TypeError, match="seed=1.5 must be an integer"):
         companion.seed_everything(1.5)
+
+
+def test_seed_everything_leaves_the_environment_alone(monkeypatch):
+    """PYTHONHASHSEED only acts when set before Python starts: setting it here would
+    claim a reproducibility it does not give (and leak into child processes)."""
+    import os
+
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    before = dict(os.environ)
+    companion.seed_everything(5, deterministic=False)
+    assert dict(os.environ) == before
 
 
 def test_fast_mode(monkeypatch):
