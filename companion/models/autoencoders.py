@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from companion._validation import check_model_input, check_positive_int
+from companion._validation import check_model_input, check_positive_int, values_unchecked
 from companion.models.layers import conv_decoder, conv_encoder, get_activation
 
 OUTPUTS = ("bernoulli", "gaussian")
@@ -64,6 +64,13 @@ class ReconstructionModel(nn.Module):
         x = self._rows(_inputs(batch))
         rec = reconstruction_loss(self.decode_logits(self._encode(x)), x, self.output).mean()
         return {"loss": rec, "reconstruction": rec.detach()}
+
+    def check_input(self, x) -> None:
+        """Check data as :meth:`loss` does, its NaN/inf scan included even inside
+        ``values_checked()``: (B, D), images, or a tuple whose first entry is one.
+        The Trainer calls it once per fit, then skips the scan of every batch."""
+        with values_unchecked():
+            self._rows(_inputs(x))
 
 
 class Autoencoder(ReconstructionModel):
@@ -223,7 +230,10 @@ class ContractiveAutoencoder(Autoencoder):
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder Jacobians, (B, k, D)."""
-        x = self._rows(x)
+        return self._jacobian(self._rows(x))
+
+    def _jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder Jacobians (B, k, D) of checked rows x (B, D), by torch.func."""
         single = lambda row: self._encode(row[None])[0]  # noqa: E731
         return torch.func.vmap(torch.func.jacrev(single))(x)
 
@@ -233,7 +243,7 @@ class ContractiveAutoencoder(Autoencoder):
             layer = self.encoder_layers[0]
             h = torch.sigmoid(layer(x))
             return ((h * (1 - h)) ** 2 * layer.weight.pow(2).sum(1)).sum(1)
-        return self.jacobian(x).pow(2).sum((1, 2))
+        return self._jacobian(x).pow(2).sum((1, 2))  # loss has checked x
 
     def loss(self, batch) -> dict[str, torch.Tensor]:
         x = self._rows(_inputs(batch))

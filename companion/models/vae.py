@@ -18,7 +18,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from companion._validation import check_model_input, check_positive_int
+from companion._validation import (
+    batch_inputs,
+    check_model_input,
+    check_positive_int,
+    values_already_checked,
+    values_checked,
+    values_unchecked,
+)
 from companion.models.layers import ConvDecoder, ConvEncoder, input_width, mlp_decoder, mlp_encoder
 from companion.models.likelihoods import (
     LOG_2PI,
@@ -131,19 +138,35 @@ class VAE(nn.Module):
 
     # ------------------------------------------------------------ checks
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        """Flatten images to rows (B, D); check width, dtype, device, finiteness and range."""
-        like = next(self.parameters(), None)
-        x = check_model_input(x, self.input_dim, name=type(self).__name__, like=like)
-        if x.numel() == 0 or self.likelihood == "gaussian":
+        """Flatten images to rows (B, D); check width, dtype, device, finiteness and range.
+
+        One scan of the values (the range's, which NaN and inf fail too), skipped
+        inside ``values_checked()``.
+        """
+        like, name = next(self.parameters(), None), type(self).__name__
+        if self.likelihood == "gaussian":
+            return check_model_input(x, self.input_dim, name=name, like=like)
+        scan = not values_already_checked()
+        with values_checked():
+            x = check_model_input(x, self.input_dim, name=name, like=like)
+        if x.numel() == 0 or not scan:
             return x
         lo, hi = (float(v) for v in torch.aminmax(x))
-        if lo < 0 or hi > 1:
+        if not (lo >= 0 and hi <= 1):  # true for NaN as well
+            check_model_input(x, self.input_dim, name=name, like=like)  # NaN or inf: say so
             raise ValueError(
                 f"likelihood={self.likelihood!r} needs inputs in [0, 1], got values in "
                 f"[{lo:.3g}, {hi:.3g}]; scale the data with to_float, or use "
                 "likelihood='gaussian' for unbounded data."
             )
         return x
+
+    def check_input(self, x) -> None:
+        """Check data as :meth:`loss` does, its scans of values (finite, in [0, 1] for a
+        Bernoulli likelihood) included even inside ``values_checked()``: (B, D), images,
+        or a tuple whose first entry is one. The Trainer calls it once per fit."""
+        with values_unchecked():
+            self._rows(batch_inputs(x))
 
     def _posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows (B, D) -> μ, log σ², each (B, latent_dim)."""
