@@ -101,6 +101,49 @@ def test_real_spec_offline_message_names_apt_package_and_official_url(
     assert "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-" in message
 
 
+# ---------------------------------------------------------------- MNIST
+def test_load_mnist_reads_the_mnist_spec_from_a_fake_idx_set(tiny, isolated_data_env, monkeypatch):
+    """load_mnist is load_idx_dataset on the MNIST spec: a tiny fake set in MNIST's place
+    (same file names, its own sizes and hashes) is found and read, without a download."""
+    from companion.data import load_mnist
+
+    monkeypatch.setattr(data_module, "MNIST", dataclasses.replace(tiny.spec, name="mnist"))
+    root = tiny.write(isolated_data_env / "mnist")
+    for split in ("train", "test"):
+        images, labels = load_mnist(split, root=root, download=False)
+        np.testing.assert_array_equal(images.numpy(), tiny.arrays[split, "images"])
+        np.testing.assert_array_equal(labels.numpy(), tiny.arrays[split, "labels"])
+        assert images.dtype == torch.uint8 and labels.dtype == torch.int64
+    env = isolated_data_env / "env"
+    tiny.write(env / "mnist", gz=False)  # $COMPANION_DATA/mnist/, as for Fashion-MNIST
+    monkeypatch.setenv("COMPANION_DATA", str(env))
+    images, _ = load_mnist("test", download=False)
+    np.testing.assert_array_equal(images.numpy(), tiny.arrays["test", "images"])
+
+
+def test_load_mnist_offline_names_the_mnist_files_and_mirrors(isolated_data_env, monkeypatch):
+    from companion.data import MNIST, load_mnist
+    from companion.data.datasets import MNIST_CLASSES
+
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist("test", root=isolated_data_env / "empty", download=False)
+    message = str(info.value)
+    assert "mnist file t10k-images-idx3-ubyte was not found" in message
+    assert "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz" in message
+    assert "fashion" not in message.lower()
+    asked = []
+    monkeypatch.setattr(
+        data_module, "_download", lambda spec, file, target, root: asked.append(
+            (spec, file.name, target)) or np.zeros((1, 28, 28) if "images" in file.name else 1)
+    )  # fmt: skip
+    load_mnist("train", root=isolated_data_env / "mine")  # download=True by default
+    assert asked == [
+        (MNIST, "train-images-idx3-ubyte", isolated_data_env / "mine"),
+        (MNIST, "train-labels-idx1-ubyte", isolated_data_env / "mine"),
+    ]
+    assert MNIST_CLASSES == tuple("0123456789") and MNIST.class_names == MNIST_CLASSES
+
+
 # ---------------------------------------------------------------- checksums
 def test_corrupted_file_outside_download_folder_is_reported_and_skipped(
     tiny, isolated_data_env, tmp_path
