@@ -184,10 +184,30 @@ def test_binary_codes_need_a_sigmoid_code():
         binary_codes(Autoencoder([8, 4]), torch.randn(50, 8) * 10)
 
 
-def test_greedy_pretraining_builds_a_deep_autoencoder_that_fine_tunes():
+def test_greedy_pretraining_builds_a_deep_autoencoder_that_fine_tunes(monkeypatch):
+    import companion.training.pretraining as pretraining
+
+    stages = []  # the one-layer autoencoders greedy_pretrain trains, in order
+
+    class RecordingTrainer(pretraining.Trainer):
+        def __init__(self, model, **kwargs):
+            stages.append(model)
+            super().__init__(model, **kwargs)
+
+    monkeypatch.setattr(pretraining, "Trainer", RecordingTrainer)
     X = torch.rand(512, 20)
     deep, histories = greedy_pretrain([20, 12, 4], X, epochs=3, device="cpu")
     assert len(histories) == 2 and all(h["loss"][-1] < h["loss"][0] for h in histories)
+    # the trained layers' weights end up in the deep model: encoder i and decoder i
+    assert [stage.dims for stage in stages] == [[20, 12], [12, 4]]
+    for i, stage in enumerate(stages):
+        for part in ("encoder", "decoder"):
+            ours = getattr(deep, f"{part}_layers")[i]
+            trained = getattr(stage, f"{part}_layers")[0]
+            assert torch.equal(ours.weight, trained.weight), (part, i)
+            assert torch.equal(ours.bias, trained.bias), (part, i)
+    with torch.no_grad():  # so the deep code is the stages' codes composed
+        torch.testing.assert_close(deep.encode(X), stages[1].encode(stages[0].encode(X)))
     before = deep.loss(X)["loss"].item()
     Trainer(deep, epochs=5, device="cpu", progress=False).fit(X)
     assert deep.loss(X)["loss"].item() < before
