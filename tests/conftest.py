@@ -69,6 +69,30 @@ class TinyDataset:
         return folder
 
 
+@functools.cache
+def _fashion_mnist_missing() -> str | None:
+    """Why the tests marked ``needs_data`` cannot run here, or None when they can."""
+    from helpers import fashion_mnist_files
+
+    from companion.data import FASHION_MNIST
+    from companion.data.datasets import search_dirs
+
+    if fashion_mnist_files() is not None:
+        return None
+    looked = ", ".join(str(folder) for folder in search_dirs(FASHION_MNIST))
+    return (
+        f"needs Fashion-MNIST, not found in {looked}; unit tests never download it: run "
+        "`python -m companion.data` or `sudo apt-get install dataset-fashion-mnist` first"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("needs_data") is not None:
+        reason = _fashion_mnist_missing()
+        if reason is not None:
+            pytest.skip(reason)
+
+
 @pytest.fixture(params=available_devices())
 def device(request) -> torch.device:
     """Every device torch reports here: the CPU always, CUDA and MPS when present."""

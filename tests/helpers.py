@@ -42,3 +42,24 @@ def package_modules(package: ModuleType | None = None) -> list[ModuleType]:
             continue
         modules.append(importlib.import_module(info.name))
     return modules
+
+
+def fashion_mnist_files() -> dict[str, Path] | None:
+    """Fashion-MNIST's four files where the loader looks for them (plain or .gz), by file
+    name, or None when one is missing; nothing is read or downloaded. Tests that need the
+    real data are marked ``needs_data`` and skipped (tests/conftest.py) when this is None."""
+    from companion.data import FASHION_MNIST
+    from companion.data.datasets import search_dirs
+
+    found = {}
+    for file in FASHION_MNIST.files.values():
+        candidates = (
+            folder / name
+            for folder in search_dirs(FASHION_MNIST)
+            for name in (file.name, f"{file.name}.gz")
+        )
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            return None
+        found[file.name] = path
+    return found

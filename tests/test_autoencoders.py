@@ -245,6 +245,7 @@ def test_conv_autoencoder_shapes_and_learning():
     assert history["loss"][-1] < history["loss"][0]
 
 
+@pytest.mark.needs_data
 def test_shipped_deep_autoencoder_beats_pca_30():
     """The shipped weights reconstruct test images far better than PCA-30."""
     from companion.classical import PCA
@@ -253,8 +254,8 @@ def test_shipped_deep_autoencoder_beats_pca_30():
 
     model = load_deep_autoencoder()
     assert not model.training and model.dims == [784, 1000, 500, 250, 30]
-    x_train = flatten(to_float(load_fashion_mnist("train")[0][:10000]))
-    x_test = flatten(to_float(load_fashion_mnist("test")[0][:1000]))
+    x_train = flatten(to_float(load_fashion_mnist("train", download=False)[0][:10000]))
+    x_test = flatten(to_float(load_fashion_mnist("test", download=False)[0][:1000]))
     with torch.no_grad():
         ae_error = (x_test - model(x_test)).pow(2).sum(1).mean().item()
     pca = PCA(30).fit(x_train)

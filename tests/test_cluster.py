@@ -46,10 +46,11 @@ def test_kmeans_plusplus_finds_well_separated_blobs():
     assert adjusted_rand_score(truth, ours.labels_) == 1.0
 
 
+@pytest.mark.needs_data
 def test_fashion_mnist_subset_matches_sklearn_inertia():
     from companion.data import flatten, load_fashion_mnist, to_float
 
-    X = flatten(to_float(load_fashion_mnist("test")[0][:3000]))
+    X = flatten(to_float(load_fashion_mnist("test", download=False)[0][:3000]))
     init = X[torch.randperm(3000, generator=torch.Generator().manual_seed(0))[:10]]
     ours = KMeans(10, init=init).fit(X)
     ref = SkKMeans(10, init=init.numpy(), n_init=1).fit(X.numpy())

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import fashion_mnist_files
 
 import companion.data.datasets as data_module
 from companion.data import (
@@ -23,20 +24,54 @@ from companion.data import (
 )
 from companion.errors import DataChecksumError, DataNotFoundError
 
-DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-
 
 # ---------------------------------------------------------------- real data
+@pytest.mark.needs_data
 def test_fashion_mnist_shapes_dtypes_and_balance():
-    x, y = load_fashion_mnist("train")
+    x, y = load_fashion_mnist("train", download=False)
     assert x.shape == (60000, 28, 28) and x.dtype == torch.uint8
     assert y.shape == (60000,) and y.dtype == torch.int64
     assert torch.equal(torch.bincount(y), torch.full((10,), 6000))
-    xt, yt = load_fashion_mnist("test")
+    xt, yt = load_fashion_mnist("test", download=False)
     assert xt.shape == (10000, 28, 28) and torch.equal(torch.bincount(yt), torch.full((10,), 1000))
     assert len(FASHION_MNIST_CLASSES) == 10 and FASHION_MNIST_CLASSES[9] == "Ankle boot"
     # a published fact of the data set: the first training image is an ankle boot
     assert y[0].item() == 9
+
+
+def test_needs_data_tests_are_skipped_with_a_reason_when_the_data_are_absent(
+    isolated_data_env, monkeypatch
+):
+    import conftest
+    import helpers
+
+    import companion.data
+
+    empty = dataclasses.replace(FASHION_MNIST, debian_dir=isolated_data_env / "no-debian")
+    monkeypatch.setattr(companion.data, "FASHION_MNIST", empty)
+    monkeypatch.setattr(
+        conftest, "_fashion_mnist_missing", conftest._fashion_mnist_missing.__wrapped__
+    )
+    assert helpers.fashion_mnist_files() is None
+
+    class Item:  # what the hook reads of a test item
+        def __init__(self, marked):
+            self.marked = marked
+
+        def get_closest_marker(self, name):
+            return object() if self.marked and name == "needs_data" else None
+
+    conftest.pytest_runtest_setup(Item(marked=False))  # unmarked tests run
+    with pytest.raises(pytest.skip.Exception, match=r"needs Fashion-MNIST, not found in .*"
+                       r"no-debian.*never download.*python -m companion.data"):  # fmt: skip
+        conftest.pytest_runtest_setup(Item(marked=True))
+    tiny_copy = isolated_data_env / "env"
+    monkeypatch.setenv("COMPANION_DATA", str(tiny_copy))
+    for file in FASHION_MNIST.files.values():  # present (names only: nothing is read)
+        (tiny_copy / "fashion-mnist").mkdir(parents=True, exist_ok=True)
+        (tiny_copy / "fashion-mnist" / f"{file.name}.gz").write_bytes(b"")
+    assert set(helpers.fashion_mnist_files()) == {f.name for f in FASHION_MNIST.files.values()}
+    conftest.pytest_runtest_setup(Item(marked=True))
 
 
 def test_unknown_split_names_value_and_fix():
@@ -45,7 +80,7 @@ def test_unknown_split_names_value_and_fix():
         match=r"split='validation' is not a split of fashion-mnist; "
         r"use one of \['test', 'train'\].*train_val_split",
     ):
-        load_fashion_mnist("validation")
+        load_fashion_mnist("validation", download=False)
 
 
 # ---------------------------------------------------------------- lookup order
@@ -211,11 +246,17 @@ def test_corrupted_download_is_rejected_and_not_kept(
     assert not (search_dirs(tiny.spec)[0] / f"{name}.gz").exists()
 
 
+@pytest.mark.needs_data
 def test_real_fashion_mnist_downloads_and_verifies(isolated_data_env, monkeypatch, http_server):
-    """The committed checksums match the real files, fetched over HTTP like a user's download."""
+    """The committed checksums match the real files, fetched over HTTP like a user's download
+    (from a local server: the real files are served from where they are found on disk)."""
     served, url, hits = http_server
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        shutil.copy(DEBIAN / name, served / name)
+    found = fashion_mnist_files()  # not None: the needs_data mark skips otherwise
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        if found[name].suffix == ".gz":
+            shutil.copy(found[name], served / f"{name}.gz")
+        else:
+            (served / f"{name}.gz").write_bytes(gzip.compress(found[name].read_bytes()))
     spec = dataclasses.replace(FASHION_MNIST, debian_dir=None)
     monkeypatch.setattr(data_module, "FASHION_MNIST", spec)
     monkeypatch.setenv("COMPANION_DATA_URL", url)

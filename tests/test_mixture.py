@@ -56,13 +56,14 @@ def test_same_start_same_fit_as_sklearn(kind):
     assert ours.converged_ and ours.n_iter_ == ref.n_iter_
 
 
+@pytest.mark.needs_data
 def test_fashion_mnist_pca_features_match_sklearn():
     from companion.classical import PCA
     from companion.data import flatten, load_fashion_mnist, to_float
 
     Z = (
         PCA(10)
-        .fit_transform(flatten(to_float(load_fashion_mnist("test")[0][:4000])))
+        .fit_transform(flatten(to_float(load_fashion_mnist("test", download=False)[0][:4000])))
         .double()
         .numpy()
     )

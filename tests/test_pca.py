@@ -90,11 +90,12 @@ def test_probabilistic_pca_likelihood_matches_sklearn_and_closed_form():
     assert ours.score(X) == pytest.approx(ref.score(X), rel=1e-8)
 
 
+@pytest.mark.needs_data
 def test_fashion_mnist_float32_is_accurate():
     """float32 Fashion-MNIST: explained variances within 1e-5 of a float64 reference."""
     from companion.data import flatten, load_fashion_mnist, to_float
 
-    X = flatten(to_float(load_fashion_mnist("test")[0]))  # (10000, 784) float32
+    X = flatten(to_float(load_fashion_mnist("test", download=False)[0]))  # (10000, 784) float32
     pca = PCA(30).fit(X)
     assert pca.solver_ == "covariance_eigh" and pca.components_.dtype == torch.float32
     X64 = X.double() - X.double().mean(0)
@@ -252,11 +253,12 @@ def test_computes_on_the_input_device_and_dtype(device, dtype):
     )
 
 
+@pytest.mark.needs_data
 def test_randomized_whitening_gives_the_identity():
     """The randomized basis is Rayleigh-Ritz rotated, so whitened codes are uncorrelated."""
     from companion.data import flatten, load_fashion_mnist, to_float
 
-    X = flatten(to_float(load_fashion_mnist("test")[0][:2000])).double()
+    X = flatten(to_float(load_fashion_mnist("test", download=False)[0][:2000])).double()
     pca = PCA(50, whiten=True, solver="randomized", random_state=0).fit(X)
     Z = pca.transform(X)
     covariance = Z.T @ Z / (len(Z) - 1)
