@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import statistics
 import sys
@@ -29,6 +30,64 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def thread_pools() -> list[dict]:
+    """The thread pools loaded in this process (threadpoolctl) and torch's own settings."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # a benchmark without scikit-learn
+        pools = []
+    else:
+        pools = [
+            {
+                k: info.get(k)
+                for k in ("user_api", "internal_api", "prefix", "num_threads", "version")
+            }
+            for info in threadpool_info()
+        ]
+    return pools + [
+        {"user_api": "torch", "intra_op_threads": torch.get_num_threads(),
+         "inter_op_threads": torch.get_num_interop_threads()}
+    ]  # fmt: skip
+
+
+def interleaved(
+    runs: dict[str, Callable[[], object]],
+    rounds: int,
+    *,
+    pause: float = 1.0,
+    device: torch.device | None = None,
+) -> dict[str, list[float]]:
+    """Wall times of every run, ``rounds`` times, interleaved: each round calls every run
+    once (in an order rotated by one each round), with ``pause`` seconds between calls so
+    that one library's spinning threads do not slow the next. Returns seconds per run."""
+    names = list(runs)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            time.sleep(pause)
+            if device is not None:
+                sync(device)
+            start = time.perf_counter()
+            runs[name]()
+            if device is not None:
+                sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def spread(values: list[float], scale: float = 1.0, digits: int = 2) -> dict:
+    """Median, min, max and the relative spread (max - min) / median of ``values``·scale."""
+    scaled = [v * scale for v in values]
+    median = statistics.median(scaled)
+    return {
+        "median": round(median, digits),
+        "min": round(min(scaled), digits),
+        "max": round(max(scaled), digits),
+        "relative_spread": round((max(scaled) - min(scaled)) / median, 3) if median else None,
+        "n": len(scaled),
+    }
+
+
 def machine_info(device: torch.device) -> dict:
     """What ran the benchmark, recorded next to every result."""
     return {
@@ -40,24 +99,14 @@ def machine_info(device: torch.device) -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "load_average_1_5_15_min": list(os.getloadavg()),
+        "thread_pools": thread_pools(),
     }
 
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls (after the caller's warm-up)."""
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def write_results(

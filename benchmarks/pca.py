@@ -1,9 +1,11 @@
 """PCA benchmark: the companion against scikit-learn's solvers on Fashion-MNIST.
 
 Fashion-MNIST train (60000 x 784, float32), n_components=50. Every method is
-timed in the same run (median of ``--repeats``, after one warm-up call) and its
-explained variances are compared with a float64 reference (eigenvalues of the
-centred covariance computed in float64). Writes ``companion/pretrained/records/pca[-DEVICE].json``.
+timed in the same run: one warm-up call, then ``--rounds`` rounds (at least 3) in
+which the methods are interleaved with a pause between fits; the median and the
+spread are recorded with the thread pools in use. Each method's explained
+variances are compared with a float64 reference (eigenvalues of the centred
+covariance computed in float64). Writes ``companion/pretrained/records/pca[-DEVICE].json``.
 
 Targets: on the CPU, the companion within 1.3x of scikit-learn's fastest solver
 while at least 10x closer to the reference; on a GPU, at least 20x faster
@@ -19,7 +21,7 @@ import argparse
 
 import numpy as np
 import torch
-from common import machine_info, median_seconds, write_results
+from common import interleaved, machine_info, spread, write_results
 from sklearn.decomposition import PCA as SkPCA
 
 from companion import resolve_device
@@ -44,9 +46,13 @@ def relative_error(variances, reference: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu", help="also time the companion on this device")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved repeats (>= 3)")
+    parser.add_argument("--out", default=None, help="write the JSON here instead")
     args = parser.parse_args()
+    if args.rounds < 3:
+        parser.error(f"--rounds {args.rounds}: at least 3, so that a median means something")
     device = resolve_device(args.device)
+    machine = machine_info(device)
     X = flatten(to_float(load_fashion_mnist("train")[0]))  # (60000, 784) float32
     Xn = X.numpy()
     reference = reference_variances(X)
@@ -62,23 +68,23 @@ def main() -> None:
         Xd = X.to(device)
         methods[f"companion ({device.type})"] = lambda: PCA(K).fit(Xd)
 
+    models = {name: fit() for name, fit in methods.items()}  # warm-up; accuracy from these
+    times = interleaved(methods, args.rounds, device=device if device.type != "cpu" else None)
     rows = {}
-    for name, fit in methods.items():
-        model = fit()  # warm-up, and the model whose accuracy is reported
-        repeats = 2 if name == "sklearn full" else args.repeats  # full SVD takes seconds
-        dev = torch.device(device.type if name.endswith(f"({device.type})") else "cpu")
+    for name, model in models.items():
         rows[name] = {
-            "seconds": round(median_seconds(fit, repeats, dev), 4),
+            "seconds": spread(times[name], digits=4),
             "max_relative_error": relative_error(model.explained_variance_, reference),
         }
-        print(f"{name:26s} {rows[name]['seconds']:8.3f} s   {rows[name]['max_relative_error']:.2e}")
+        print(f"{name:26s} {rows[name]['seconds']}   {rows[name]['max_relative_error']:.2e}")
 
     ours = rows["companion (cpu)"]
     sklearn_rows = {k: v for k, v in rows.items() if k.startswith("sklearn")}
-    fastest = min(sklearn_rows, key=lambda k: sklearn_rows[k]["seconds"])
+    fastest = min(sklearn_rows, key=lambda k: sklearn_rows[k]["seconds"]["median"])
+    best = rows[fastest]["seconds"]["median"]
     summary = {
         "fastest_sklearn": fastest,
-        "cpu_time_ratio_to_fastest_sklearn": round(ours["seconds"] / rows[fastest]["seconds"], 3),
+        "cpu_time_ratio_to_fastest_sklearn": round(ours["seconds"]["median"] / best, 3),
         "cpu_error_ratio_fastest_sklearn_over_companion": round(
             rows[fastest]["max_relative_error"] / ours["max_relative_error"], 1
         ),
@@ -91,19 +97,27 @@ def main() -> None:
     gpu = f"companion ({device.type})"
     if gpu in rows and device.type != "cpu":
         summary["gpu_speedup_over_fastest_sklearn_cpu"] = round(
-            rows[fastest]["seconds"] / rows[gpu]["seconds"], 1
+            best / rows[gpu]["seconds"]["median"], 1
         )
     write_results(
         "pca",
         device,
         {
-            "machine": machine_info(device),
+            "machine": machine,
+            "command": f"python benchmarks/pca.py --rounds {args.rounds}",
             "data": "Fashion-MNIST train, 60000 x 784, float32",
             "n_components": K,
             "methods": rows,
             "summary": summary,
         },
+        args.out,
     )
+    ratio, errors = (
+        summary["cpu_time_ratio_to_fastest_sklearn"],
+        summary["cpu_error_ratio_fastest_sklearn_over_companion"],
+    )
+    print(f"{'holds' if ratio <= 1.3 else 'MISSED'}: CPU time within 1.3x of {fastest} ({ratio})")
+    print(f"{'holds' if errors >= 10 else 'MISSED'}: at least 10x more accurate ({errors}x)")
 
 
 if __name__ == "__main__":
