@@ -39,7 +39,9 @@ def make_trainer(epochs=6, **kwargs):
     model = NoisyRegressor()
     kwargs.setdefault("progress", False)
     kwargs.setdefault("device", "cpu")
-    return Trainer(model, epochs=epochs, batch_size=32, lr=1e-2, **kwargs)
+    if "optimizer" not in kwargs:  # an optimizer factory sets its own learning rate
+        kwargs.setdefault("lr", 1e-2)
+    return Trainer(model, epochs=epochs, batch_size=32, **kwargs)
 
 
 def test_loss_decreases_below_the_constant_baseline():
@@ -205,3 +207,176 @@ def test_bad_hyperparameters_are_named():
         Trainer(NoisyRegressor(), epochs=0)
     with pytest.raises(ValueError, match=r"lr=-1 must be positive"):
         Trainer(NoisyRegressor(), lr=-1)
+
+
+# ---------------------------------------------- history and divergence, pinned exactly
+class Recorder(nn.Module):
+    """Reports parts of several kinds (a float32 tensor, a float64 tensor, an int tensor,
+    a Python float) and keeps what it reported, batch by batch, to recompute the means."""
+
+    def __init__(self, nan_at: int | None = None, inf_part_at: int | None = None):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([0.5, -0.25]))
+        self.nan_at, self.inf_part_at = nan_at, inf_part_at
+        self.calls = 0
+        self.reported: list[tuple[int, dict[str, float]]] = []
+
+    def loss(self, batch):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if self.training:
+            self.calls += 1
+        loss = ((x @ self.w) ** 2).mean() + 0.1 * x.sum() / 7
+        part = x[:, 0].mean().detach()
+        if self.training and self.calls == self.nan_at:
+            loss = loss * float("nan")
+        if self.training and self.calls == self.inf_part_at:
+            part = part + float("inf")
+        out = {
+            "loss": loss,
+            "part": part,
+            "wide": (x.double() ** 3).mean(),
+            "count": torch.tensor(int(x.shape[0]) * 3),
+            "host": float(x.shape[0]) / 3.0,
+        }
+        self.reported.append(
+            (
+                int(x.shape[0]),
+                {
+                    k: float(v.detach() if isinstance(v, torch.Tensor) else v)
+                    for k, v in out.items()
+                },
+            )
+        )
+        return out
+
+
+def expected_means(reported):
+    """Today's arithmetic: per batch, ``float(value) * size`` summed in Python, / count."""
+    sums, count = {}, 0
+    for size, values in reported:
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + value * size
+        count += size
+    return {key: total / count for key, total in sums.items()}
+
+
+def test_history_is_the_exact_size_weighted_mean_of_every_part():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(173, 2, generator=g)  # 173 = 2 * 64 + 45: an uneven last batch
+    model = Recorder()
+    epochs, per_epoch = 3, 3
+    trainer = Trainer(model, epochs=epochs, batch_size=64, device="cpu", progress=False)
+    history = trainer.fit(x, x[:50])
+    calls = model.reported  # training and validation batches, in order
+    expected = {k: [] for k in ("loss", "part", "wide", "count", "host")}
+    val_expected = {f"val_{k}": [] for k in expected}
+    at = 0
+    for _ in range(epochs):
+        epoch_means = expected_means(calls[at : at + per_epoch])
+        val_means = expected_means(calls[at + per_epoch : at + per_epoch + 1])
+        at += per_epoch + 1
+        for key, value in epoch_means.items():
+            expected[key].append(value)
+        for key, value in val_means.items():
+            val_expected[f"val_{key}"].append(value)
+    for key in expected:
+        assert history[key] == expected[key], key  # bit for bit
+    for key in val_expected:
+        assert history[key] == val_expected[key], key
+    assert list(history) == [*expected, *val_expected, "seconds"]
+
+
+def test_custom_step_history_is_exact():
+    """A model's own train_step may return floats (already on the host) or tensors."""
+
+    class OwnStep(Recorder):
+        def train_step(self, batch, optimizers):
+            optimizers["model"].zero_grad()
+            out = self.loss(batch)
+            out["loss"].backward()
+            optimizers["model"].step()
+            return {**out, "loss": out["loss"].detach()}
+
+    x = torch.randn(100, 2, generator=torch.Generator().manual_seed(1))
+    model = OwnStep()
+    history = Trainer(model, epochs=2, batch_size=30, device="cpu", progress=False).fit(x)
+    assert history["loss"] == [
+        expected_means(model.reported[:4])["loss"],
+        expected_means(model.reported[4:])["loss"],
+    ]
+    assert history["count"] == [84.0, 84.0]  # 3 * (3 * 30**2 + 10**2) / 100
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key", "value", "epoch", "batch"),
+    [
+        ({"nan_at": 3}, "loss", "nan", 1, 3),  # within the first window of batches
+        ({"nan_at": 200 + 123}, "loss", "nan", 2, 123),  # epoch 2, after several windows
+        ({"nan_at": 400}, "loss", "nan", 2, 200),  # the last batch of an epoch
+        ({"inf_part_at": 77}, "part", "inf", 1, 77),  # a part, not the loss
+        ({"nan_at": 90, "inf_part_at": 90}, "loss", "nan", 1, 90),  # the first key of the batch
+        ({"nan_at": 91, "inf_part_at": 90}, "part", "inf", 1, 90),  # the first batch
+    ],
+)
+def test_divergence_names_the_first_non_finite_value_exactly(kwargs, key, value, epoch, batch):
+    x = torch.randn(200, 2, generator=torch.Generator().manual_seed(2))
+    model = Recorder(**kwargs)
+    trainer = Trainer(model, epochs=3, batch_size=1, device="cpu", progress=False)
+    with pytest.raises(TrainingDivergedError) as info:
+        trainer.fit(x)
+    assert str(info.value) == (
+        f"{key} became {value} at epoch {epoch} of 3, batch {batch} of 200 (Recorder, "
+        "lr=0.001); lower the learning rate, set grad_clip, or check the data for NaN/inf."
+    )
+    assert trainer.epoch == epoch - 1 and len(trainer.history.get("loss", [])) == epoch - 1
+
+
+def test_divergence_is_reported_before_a_later_batch_fails():
+    """A batch after the one that diverged may fail on the weights it left: the
+    divergence, which came first, is what the trainer reports."""
+
+    class FailsAfterNaN(Recorder):
+        def loss(self, batch):
+            if self.training and self.calls == 5:
+                raise RuntimeError("a NaN weight broke this batch")
+            return super().loss(batch)
+
+    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(3))
+    trainer = Trainer(FailsAfterNaN(nan_at=5), epochs=1, batch_size=4, device="cpu", progress=False)
+    with pytest.raises(TrainingDivergedError, match=r"loss became nan at epoch 1 of 1, batch 5 of"):
+        trainer.fit(x)
+
+
+def test_losses_are_read_from_the_device_once_per_window_not_per_batch(monkeypatch):
+    """Every tensor -> Python read (float, bool, item, tolist) is a host synchronisation on
+    a GPU. Over 2 epochs of 120 batches the trainer reads its losses 3 times per epoch
+    (after batches 50 and 100, and at the end), not once per batch and part."""
+
+    class Plain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([0.5, -0.25]))
+
+        def loss(self, batch):
+            loss = ((batch @ self.w) ** 2).mean()
+            return {"loss": loss, "part": loss.detach() / 2}
+
+    reads = {}
+    for method in ("__float__", "__bool__", "item", "tolist"):
+        original = getattr(torch.Tensor, method)
+
+        def counted(self, *args, _original=original, _method=method, **kwargs):
+            reads[_method] = reads.get(_method, 0) + 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, method, counted)
+    x = torch.randn(240, 2, generator=torch.Generator().manual_seed(4))
+    trainer = Trainer(
+        Plain(), epochs=2, batch_size=2, optimizer=functools.partial(torch.optim.SGD, lr=0.01),
+        device="cpu", progress=False,
+    )  # fmt: skip
+    reads.clear()
+    history = trainer.fit(x)
+    monkeypatch.undo()
+    assert len(history["loss"]) == 2
+    assert reads == {"__bool__": 1, "tolist": 6}  # the NaN/inf scan of the data; 3 reads an epoch

@@ -11,10 +11,18 @@ as GANs with two optimisers, define
 and the trainer calls those instead of its default single-optimiser step.
 The trainer owns devices, seeding, batching, progress, history, checkpoints
 and the NaN check; it never imports a model.
+
+A model may also define ``check_input(data)``: the trainer calls it once per
+fit on the whole training and validation data (in the form of a batch: a
+tensor or a tuple of tensors) and then runs the batches inside
+:func:`companion._validation.values_checked`, so that the model's per-batch
+value scans, each a host synchronisation on a GPU, are skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -26,13 +34,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from companion._validation import check_finite
+from companion._validation import check_finite, values_checked
 from companion.errors import TrainingDivergedError
 from companion.runtime import resolve_device, seed_everything
 from companion.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 
 Batch = Any  # a tensor or a tuple of tensors sharing their first dimension
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+DEFAULT_LR = 1e-3
+READ_EVERY = 50  # batches between two reads of the losses from the device (host syncs)
 
 
 class Trainer:
@@ -45,11 +56,15 @@ class Trainer:
     epochs : int
         Total number of passes over the data (a resumed run continues up to it).
     batch_size : int
-    lr : float
-        Learning rate of the default Adam optimiser.
+    lr : float, optional
+        Learning rate of the default Adam optimiser, or the one passed to the
+        model's ``configure_optimizers(lr)``; None means 1e-3. Kept as
+        ``trainer.lr``; with ``optimizer=``, ``trainer.lr`` is read from the
+        optimiser built (its first parameter group).
     optimizer : callable, optional
         ``params -> Optimizer`` to use instead of Adam, e.g.
-        ``functools.partial(torch.optim.SGD, lr=0.1)``.
+        ``functools.partial(torch.optim.SGD, lr=0.1)``; it sets its own
+        learning rate.
     device : str
         ``"auto"`` (CUDA, then MPS, then CPU), or any torch device.
     seed : int
@@ -57,15 +72,48 @@ class Trainer:
         epoch ``e`` depends only on ``(seed, e)``.
     checkpoint_path : path, optional
         Where to save the state after every ``checkpoint_every`` epochs.
+    checkpoint_every : int or None
+        Save after epochs ``checkpoint_every``, ``2 * checkpoint_every``, ...
+        (counted from 1) and after the last; None saves after the last only.
     batch_transform : callable, optional
         Applied to every training batch on the device (e.g. dynamic binarisation).
     callbacks : sequence
         Objects with optional ``on_epoch_start(trainer, epoch)`` and
         ``on_epoch_end(trainer, epoch, logs)`` methods (e.g. KL warm-up).
     grad_clip : float, optional
-        Clip the gradient norm to this value in the default step.
+        Clip the norm of all the gradients together to this value in the
+        default step, before the optimiser's step.
     progress : bool
         Show a tqdm progress bar over epochs.
+
+    Raises
+    ------
+    ValueError
+        For options the trainer would otherwise ignore, with the fix:
+
+        * ``optimizer=`` for a model that defines ``configure_optimizers``
+          (the trainer uses the model's optimisers);
+        * ``lr=`` together with ``optimizer=`` (the factory sets its own rate);
+        * ``grad_clip=`` for a model that defines its own ``train_step``
+          (the trainer does not step it, so it cannot clip);
+        * ``checkpoint_every`` other than 1 or None without ``checkpoint_path``;
+
+        and for values it cannot use: ``epochs``, ``batch_size`` or
+        ``checkpoint_every`` below 1, a ``lr`` or ``grad_clip`` that is not
+        positive, and a ``configure_optimizers`` without ``train_step`` that
+        returns no ``"model"`` optimiser (the one the default step uses).
+    TypeError
+        For ``epochs``, ``batch_size`` or ``checkpoint_every`` that are not
+        integers (a float or a bool included; ``checkpoint_every`` may be
+        None), and an ``optimizer`` that is not callable.
+
+    Notes
+    -----
+    The losses stay on the device during an epoch: the trainer reads them
+    every 50 batches and at the end of the epoch, not after every batch (a
+    host synchronisation each on a GPU). A non-finite value is still
+    reported with the epoch and batch where it first appeared, but the
+    batches up to that read have run (and updated the weights) by then.
     """
 
     def __init__(
@@ -74,12 +122,12 @@ class Trainer:
         *,
         epochs: int = 10,
         batch_size: int = 128,
-        lr: float = 1e-3,
+        lr: float | None = None,
         optimizer: OptimizerFactory | None = None,
         device: str | torch.device = "auto",
         seed: int = 0,
         checkpoint_path: str | Path | None = None,
-        checkpoint_every: int = 1,
+        checkpoint_every: int | None = 1,
         batch_transform: Callable[[Batch], Batch] | None = None,
         callbacks: Sequence[Any] = (),
         grad_clip: float | None = None,
@@ -90,15 +138,37 @@ class Trainer:
                 f"{type(model).__name__} has neither loss(batch) nor train_step(batch, "
                 "optimizers); define loss(batch) returning {'loss': scalar, ...}."
             )
-        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive integer.")
-        if not lr > 0:
+        _check_count(epochs, "epochs")
+        _check_count(batch_size, "batch_size")
+        if checkpoint_every is not None:
+            _check_count(
+                checkpoint_every,
+                "checkpoint_every",
+                " (save every that many epochs) or None (save after the last epoch only)",
+            )
+        if lr is not None and not lr > 0:
             raise ValueError(f"lr={lr} must be positive, e.g. lr=1e-3.")
+        if grad_clip is not None and not grad_clip > 0:
+            raise ValueError(
+                f"grad_clip={grad_clip} must be positive (the largest gradient norm), or None."
+            )
+        if optimizer is not None and not callable(optimizer):
+            raise TypeError(
+                f"optimizer must be a callable params -> Optimizer, got "
+                f"{type(optimizer).__name__}; e.g. functools.partial(torch.optim.SGD, lr=0.1)."
+            )
+        _reject_ignored_options(
+            model,
+            lr=lr,
+            optimizer=optimizer,
+            grad_clip=grad_clip,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every=checkpoint_every,
+        )
         self.model = model
         self.epochs = epochs
         self.batch_size = batch_size
-        self.lr = lr
+        self.lr = DEFAULT_LR if lr is None else lr
         self.device = resolve_device(device)
         self.seed = seed
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
@@ -108,11 +178,21 @@ class Trainer:
         self.grad_clip = grad_clip
         self.progress = progress
         self.model.to(self.device)
+        self._custom_optimizer = optimizer is not None
         if hasattr(model, "configure_optimizers"):
-            self.optimizers = dict(model.configure_optimizers(lr))
+            self.optimizers = dict(model.configure_optimizers(self.lr))
+            if "model" not in self.optimizers and not hasattr(model, "train_step"):
+                raise ValueError(
+                    f"{type(model).__name__}.configure_optimizers() returned "
+                    f"{sorted(self.optimizers)}, but without a train_step of its own the "
+                    "trainer steps the optimiser named 'model'; return {'model': optimizer} "
+                    "or define train_step(batch, optimizers)."
+                )
+        elif optimizer is not None:
+            self.optimizers = {"model": optimizer(model.parameters())}
+            self.lr = _first_lr(self.optimizers["model"])
         else:
-            factory = optimizer or (lambda params: torch.optim.Adam(params, lr=lr))
-            self.optimizers = {"model": factory(model.parameters())}
+            self.optimizers = {"model": torch.optim.Adam(model.parameters(), lr=self.lr)}
         self.history: dict[str, list[float]] = {}
         self.epoch = 0  # epochs completed
 
@@ -135,8 +215,12 @@ class Trainer:
             for batch in data:
                 yield _to_device(batch, self.device)
 
-    def _prepare(self, data: Any, name: str) -> Any:
-        """Move tensor data to the device once and reject NaN/inf before training."""
+    def _prepare(self, data: Any, name: str, *, model_check: bool = True) -> Any:
+        """Move tensor data to the device once and reject NaN/inf before training.
+
+        Then, with ``model_check``, ``model.check_input(data)`` on the moved data where
+        the model has one (not for training data that ``batch_transform`` changes).
+        """
         if isinstance(data, torch.Tensor) or _is_tensor_tuple(data):
             tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
             n = tensors[0].shape[0]
@@ -151,7 +235,11 @@ class Trainer:
                 if t.is_floating_point():
                     check_finite(t, name=name if len(tensors) == 1 else f"{name}[{i}]")
             moved = tuple(t.to(self.device) for t in tensors)
-            return moved[0] if isinstance(data, torch.Tensor) else moved
+            prepared = moved[0] if isinstance(data, torch.Tensor) else moved
+            check_input = getattr(self.model, "check_input", None)
+            if model_check and callable(check_input):
+                check_input(prepared)
+            return prepared
         if isinstance(data, Iterable) and not isinstance(data, (str, bytes, np.ndarray)):
             return data
         if isinstance(data, np.ndarray):
@@ -166,37 +254,42 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def train_step(self, batch: Batch) -> dict[str, Any]:
-        """One update; the model's own ``train_step`` replaces this when it has one."""
+        """One update; the model's own ``train_step`` replaces this when it has one.
+
+        A non-finite loss is not looked at here (on a GPU that would wait for the
+        device): ``fit`` reports it with its epoch and batch.
+        """
         if hasattr(self.model, "train_step"):
             return self.model.train_step(batch, self.optimizers)
         optimizer = self.optimizers["model"]
         optimizer.zero_grad(set_to_none=True)
         out = _check_loss_dict(self.model.loss(batch), type(self.model).__name__)
-        if not torch.isfinite(out["loss"]):
-            return out  # reported by fit with the epoch and batch
         out["loss"].backward()
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         optimizer.step()
         return out
 
-    @torch.no_grad()
     def evaluate(self, data: Any) -> dict[str, float]:
         """Average of ``model.loss`` over ``data`` in eval mode (no transform, no shuffle)."""
-        data = self._prepare(data, "val_data")
+        return self._evaluate(self._prepare(data, "val_data"))
+
+    @torch.no_grad()
+    def _evaluate(self, data: Any) -> dict[str, float]:
+        """:meth:`evaluate` on data already through :meth:`_prepare` (read once at the end)."""
+        name = type(self.model).__name__
         was_training = self.model.training
         self.model.eval()
+        tally = _Tally(name)
         try:
-            sums, count = {}, 0
-            for batch in self._batches(data, shuffle=False, epoch=0):
-                out = _check_loss_dict(self.model.loss(batch), type(self.model).__name__)
-                size = _batch_size(batch)
-                for key, value in out.items():
-                    sums[key] = sums.get(key, 0.0) + _scalar(value) * size
-                count += size
+            with _values_checked_if(_is_tensors(data)):
+                for index, batch in enumerate(self._batches(data, shuffle=False, epoch=0)):
+                    tally.add(
+                        index, _batch_size(batch), _check_loss_dict(self.model.loss(batch), name)
+                    )
         finally:
             self.model.train(was_training)
-        return {key: total / count for key, total in sums.items()}
+        return tally.means()
 
     # ------------------------------------------------------------------ loop
     def fit(self, train_data: Any, val_data: Any = None, *, resume: bool = False) -> dict:
@@ -206,8 +299,23 @@ class Trainer:
         validation entries are prefixed with ``val_``. With ``resume=True``
         and an existing checkpoint, training continues exactly where it
         stopped (same data order, same random numbers).
+
+        Tensor data (training and validation) is moved to the device and
+        checked once per fit: a NaN/inf scan, then ``model.check_input(data)``
+        where the model defines it; its batches then run inside
+        ``values_checked()``, so the model skips its per-batch value scans.
+        Training data changed by ``batch_transform`` is scanned for NaN/inf
+        only, and its batches are checked by the model as they come, as are
+        the batches of an iterable (a DataLoader).
         """
-        train_data = self._prepare(train_data, "train_data")
+        train_data = self._prepare(
+            train_data, "train_data", model_check=self.batch_transform is None
+        )
+        if val_data is not None:
+            val_data = self._prepare(val_data, "val_data")  # once, not every epoch
+        # The whole data set was checked: batches need no value scans of their own, unless
+        # batch_transform makes them something else than the data checked.
+        train_checked = _is_tensors(train_data) and self.batch_transform is None
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self._restore(self.checkpoint_path)
         else:
@@ -226,28 +334,30 @@ class Trainer:
                     callback.on_epoch_start(self, epoch)
             self.model.train()
             started = time.perf_counter()
-            sums, count = {}, 0
-            batches = self._batches(train_data, shuffle=True, epoch=epoch)
             n_batches = _count_batches(train_data, self.batch_size)
-            for index, batch in enumerate(batches):
-                if self.batch_transform is not None:
-                    batch = self.batch_transform(batch)
-                out = self.train_step(batch)
-                size = _batch_size(batch)
-                for key, value in out.items():
-                    value = _scalar(value)
-                    if not math.isfinite(value):
-                        raise TrainingDivergedError(
-                            f"{key} became {value} at epoch {epoch + 1} of {self.epochs}, "
-                            f"batch {index + 1} of {n_batches} ({name}, lr={self.lr}); "
-                            "lower the learning rate, set grad_clip, or check the data "
-                            "for NaN/inf."
-                        )
-                    sums[key] = sums.get(key, 0.0) + value * size
-                count += size
-            logs = {key: total / count for key, total in sums.items()}
+            tally = _Tally(name, check=self._divergence_check(epoch, n_batches))
+            batches = self._batches(train_data, shuffle=True, epoch=epoch)
+            try:
+                with _values_checked_if(train_checked):
+                    for index, batch in enumerate(batches):
+                        if self.batch_transform is not None:
+                            batch = self.batch_transform(batch)
+                        tally.add(index, _batch_size(batch), self.train_step(batch))
+                        if len(tally.pending) >= READ_EVERY:
+                            tally.settle()  # one host synchronisation per READ_EVERY batches
+            except TrainingDivergedError:
+                raise
+            except Exception as error:
+                try:  # an earlier batch of the window diverged: that came first
+                    tally.settle()
+                except TrainingDivergedError as diverged:
+                    raise diverged from error
+                except Exception:
+                    pass
+                raise
+            logs = tally.means()
             if val_data is not None:
-                logs.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
+                logs.update({f"val_{k}": v for k, v in self._evaluate(val_data).items()})
             logs["seconds"] = time.perf_counter() - started
             for key, value in logs.items():
                 self.history.setdefault(key, []).append(value)
@@ -257,11 +367,45 @@ class Trainer:
                 if hasattr(callback, "on_epoch_end"):
                     callback.on_epoch_end(self, epoch, logs)
             if self.checkpoint_path is not None and (
-                self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs
+                self.epoch == self.epochs
+                or (self.checkpoint_every is not None and self.epoch % self.checkpoint_every == 0)
             ):
                 self.save(self.checkpoint_path)
         bar.close()
         return self.history
+
+    def _divergence_check(
+        self, epoch: int, n_batches: int | str
+    ) -> Callable[[str, float, int], None]:
+        """A check of one value read from the device, naming its epoch and batch."""
+        name = type(self.model).__name__
+        if hasattr(self.model, "train_step"):
+            advice = f"lower the learning rate, clip the gradients in {name}.train_step"
+        else:
+            advice = "lower the learning rate, set grad_clip"
+
+        def check(key: str, value: float, index: int) -> None:
+            if not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"{key} became {value} at epoch {epoch + 1} of {self.epochs}, "
+                    f"batch {index + 1} of {n_batches} ({name}, {self._rates_in_use()}); "
+                    f"{advice}, or check the data for NaN/inf."
+                )
+
+        return check
+
+    def _rates_in_use(self) -> str:
+        """The optimisers' learning rates now, e.g. ``lr=0.001`` (a schedule may move them)."""
+        rates = {}
+        for key, optimizer in self.optimizers.items():
+            found = dict.fromkeys(float(g["lr"]) for g in optimizer.param_groups if "lr" in g)
+            rates[key] = "/".join(f"{r:g}" for r in found) or "?"
+        if self._custom_optimizer:
+            kind = type(self.optimizers["model"]).__name__
+            return f"lr={rates['model']} of the {kind} given as optimizer="
+        if list(rates) == ["model"]:
+            return f"lr={rates['model']}"
+        return "lr " + ", ".join(f"{key}={rate}" for key, rate in rates.items())
 
     # ------------------------------------------------------------ checkpoints
     def save(self, path: str | Path) -> None:
@@ -296,6 +440,150 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
 
 
+def _check_count(value: Any, name: str, alternative: str = "") -> None:
+    """The package's rule for integers: TypeError for a wrong type (a float or a bool
+    included), ValueError for an integer below 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}={value!r} must be a positive integer{alternative}.")
+    if value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer{alternative}.")
+
+
+def _reject_ignored_options(
+    model: nn.Module,
+    *,
+    lr: float | None,
+    optimizer: OptimizerFactory | None,
+    grad_clip: float | None,
+    checkpoint_path: str | Path | None,
+    checkpoint_every: int | None,
+) -> None:
+    """Refuse options that, with this model, the trainer would silently ignore."""
+    name = type(model).__name__
+    if optimizer is not None and hasattr(model, "configure_optimizers"):
+        raise ValueError(
+            f"optimizer={_describe(optimizer)} is given but {name} defines "
+            "configure_optimizers(lr), which the trainer uses instead; drop optimizer= "
+            f"(set the learning rate with lr=) or change {name}.configure_optimizers."
+        )
+    if optimizer is not None and lr is not None:
+        raise ValueError(
+            f"lr={lr} is given together with optimizer={_describe(optimizer)}, which sets its "
+            "own learning rate (the trainer does not pass lr to it); drop lr= and set the rate "
+            f"in the factory, e.g. optimizer=functools.partial(torch.optim.SGD, lr={lr})."
+        )
+    if grad_clip is not None and hasattr(model, "train_step"):
+        raise ValueError(
+            f"grad_clip={grad_clip} is given but {name} defines its own train_step(batch, "
+            "optimizers), in which the trainer cannot clip; drop grad_clip= or clip inside "
+            f"{name}.train_step (torch.nn.utils.clip_grad_norm_ before each optimiser step)."
+        )
+    if checkpoint_path is None and checkpoint_every not in (1, None):
+        raise ValueError(
+            f"checkpoint_every={checkpoint_every} is given but checkpoint_path is not, so "
+            "nothing would be saved; give checkpoint_path= or drop checkpoint_every=."
+        )
+
+
+def _describe(factory: Any) -> str:
+    """A short name for an optimiser factory: ``functools.partial(SGD, lr=0.1)``, ``make_opt``."""
+    if isinstance(factory, functools.partial):
+        args = [getattr(factory.func, "__name__", repr(factory.func))]
+        args += [repr(a) for a in factory.args]
+        args += [f"{k}={v!r}" for k, v in factory.keywords.items()]
+        return f"functools.partial({', '.join(args)})"
+    return getattr(factory, "__name__", type(factory).__name__)
+
+
+def _first_lr(optimizer: torch.optim.Optimizer) -> float | None:
+    groups = [g for g in optimizer.param_groups if "lr" in g]
+    return float(groups[0]["lr"]) if groups else None
+
+
+@contextlib.contextmanager
+def _values_checked_if(checked: bool):
+    """``values_checked()`` when the whole data set was checked, else nothing."""
+    if checked:
+        with values_checked():
+            yield
+    else:
+        yield
+
+
+class _Tally:
+    """Size-weighted sums of the entries of loss dicts, read from the device in windows.
+
+    ``add`` keeps a batch's tensors on the device (copied, so that a model updating a
+    buffer in place cannot change them); ``settle`` reads every pending batch in one
+    transfer per dtype and folds them into the sums in batch order, exactly as
+    ``float(value) * size`` per batch would, passing each value to ``check`` first.
+    """
+
+    def __init__(self, name: str, check: Callable[[str, float, int], None] | None = None):
+        self.name, self.check = name, check
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.pending: list[tuple[int, int, _Snapshot]] = []
+
+    def add(self, index: int, size: int, out: dict[str, Any]) -> None:
+        self.pending.append((index, size, _snapshot(out, self.name)))
+
+    def settle(self) -> None:
+        pending, self.pending = self.pending, []
+        for (index, size, _), values in zip(pending, _read([p[2] for p in pending]), strict=True):
+            for key, value in values.items():
+                if self.check is not None:
+                    self.check(key, value, index)
+                self.sums[key] = self.sums.get(key, 0.0) + value * size
+            self.count += size
+
+    def means(self) -> dict[str, float]:
+        self.settle()
+        return {key: total / self.count for key, total in self.sums.items()}
+
+
+# a batch's keys in order, its numbers, and its tensors stacked per (dtype, device) with their keys
+_Snapshot = tuple[list[str], dict[str, float], list[tuple[list[str], torch.Tensor]]]
+
+
+def _snapshot(out: dict[str, Any], name: str) -> _Snapshot:
+    groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
+    numbers = {}
+    for key, value in out.items():
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1:
+                raise ValueError(
+                    f"{name} returned {key!r} of shape {tuple(value.shape)}; every entry of "
+                    "the loss dict must be a scalar, e.g. its .mean()."
+                )
+            groups.setdefault((value.dtype, value.device), []).append(key)
+        else:
+            numbers[key] = float(value)
+    stacked = [
+        (keys, torch.stack([out[k].detach().reshape(()) for k in keys])) for keys in groups.values()
+    ]
+    return list(out), numbers, stacked
+
+
+def _read(snapshots: list[_Snapshot]) -> list[dict[str, float]]:
+    """The snapshots' values as floats, each key in its batch's order; one transfer per group."""
+    values = [dict(numbers) for _, numbers, _ in snapshots]
+    groups: dict[tuple[torch.dtype, torch.device], list[tuple[int, list[str], torch.Tensor]]] = {}
+    for i, (_, _, stacked) in enumerate(snapshots):
+        for keys, tensor in stacked:
+            groups.setdefault((tensor.dtype, tensor.device), []).append((i, keys, tensor))
+    for items in groups.values():
+        flat = iter(torch.cat([tensor for _, _, tensor in items]).tolist())
+        for i, keys, _ in items:
+            for key in keys:
+                values[i][key] = float(next(flat))
+    return [{key: values[i][key] for key in keys} for i, (keys, _, _) in enumerate(snapshots)]
+
+
+def _is_tensors(data: Any) -> bool:
+    return isinstance(data, torch.Tensor) or _is_tensor_tuple(data)
+
+
 def _is_tensor_tuple(data: Any) -> bool:
     return (
         isinstance(data, (tuple, list))
@@ -326,10 +614,6 @@ def _count_batches(data: Any, batch_size: int) -> int | str:
         return len(data)
     except TypeError:
         return "?"
-
-
-def _scalar(value: Any) -> float:
-    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
 
 
 def _check_loss_dict(out: Any, name: str) -> dict[str, Any]:
