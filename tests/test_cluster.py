@@ -14,7 +14,12 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from companion.classical import ConvergenceWarning, KMeans
-from companion.classical.cluster import squared_distances
+from companion.classical.cluster import (
+    _cluster_sums,
+    _fill_empty_clusters,
+    _move_points,
+    squared_distances,
+)
 from companion.errors import NotFittedError
 
 
@@ -126,3 +131,42 @@ def test_bad_input_messages():
         NotFittedError, match=r"KMeans instance is not fitted yet; call fit\(X\) before predict"
     ):
         KMeans(3).predict(np.zeros((2, 2)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    X=blobs,
+    k=st.integers(1, 6),
+    seed=st.integers(0, 10_000),
+)
+def test_running_sums_follow_the_points_that_move(X, k, seed):
+    """The fit keeps per-cluster sums and counts up to date by moving only the points
+    whose cluster changed; they must equal the sums recomputed from scratch."""
+    rng = np.random.default_rng(seed)
+    X = torch.as_tensor(X, dtype=torch.float32)
+    before = torch.as_tensor(rng.integers(0, k, len(X)))
+    after = torch.where(torch.as_tensor(rng.random(len(X)) < 0.3),
+                        torch.as_tensor(rng.integers(0, k, len(X))), before)  # fmt: skip
+    sums, counts = _cluster_sums(X, before, k, chunk=7)
+    members = before.clone()
+    _move_points(X, members, after, sums, counts)
+    assert torch.equal(members, after)
+    expected_sums, expected_counts = _cluster_sums(X, after, k)
+    torch.testing.assert_close(sums, expected_sums, rtol=1e-12, atol=1e-9)
+    assert torch.equal(counts, expected_counts)
+    # reseeding an empty cluster keeps the sums those of the members
+    dists = torch.as_tensor(rng.random(len(X)))
+    if k > 1:  # empty cluster 0 by moving its points to cluster 1
+        members[members == 0] = 1
+        sums, counts = _cluster_sums(X, members, k)
+    _fill_empty_clusters(X, members, dists, sums, counts)
+    torch.testing.assert_close(sums, _cluster_sums(X, members, k)[0], rtol=1e-12, atol=1e-9)
+    assert torch.equal(counts, _cluster_sums(X, members, k)[1])
+
+
+def test_fitted_centres_are_the_means_of_their_clusters():
+    X = make_blobs(2000, centers=5, n_features=6, random_state=3)[0].astype(np.float32)
+    model = KMeans(5, random_state=0, tol=0).fit(X)
+    for j in range(5):
+        mean = X[model.labels_ == j].astype(np.float64).mean(0)
+        np.testing.assert_allclose(model.cluster_centers_[j], mean, rtol=1e-6, atol=1e-6)

@@ -34,13 +34,18 @@ def squared_distances(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor | Non
 
 
 def assign(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int = 65536):
-    """Nearest centre of every row: labels (n,) int64 and squared distances (n,), in chunks."""
+    """Nearest centre of every row: labels (n,) int64 and squared distances (n,), in chunks.
+
+    The same arithmetic as :func:`lloyd_step` (one matrix product per chunk), so both give
+    the same labels.
+    """
     labels = torch.empty(X.shape[0], dtype=torch.int64, device=X.device)
     dists = torch.empty(X.shape[0], dtype=X.dtype, device=X.device)
+    c_sq = (C * C).sum(1)
     for start in range(0, X.shape[0], chunk):
         part = slice(start, start + chunk)
-        d2 = squared_distances(X[part], C, x_sq[part])
-        dists[part], labels[part] = d2.min(dim=1)
+        d2 = torch.addmm(x_sq[part, None] + c_sq[None, :], X[part], C.T, alpha=-2)
+        dists[part], labels[part] = d2.clamp_min_(0).min(dim=1)
     return labels, dists
 
 
@@ -62,6 +67,59 @@ def lloyd_step(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int 
         dists[part], labels[part] = d2.clamp_min_(0).min(dim=1)
         sums.addmm_(eye[labels[part]].T, X[part])
     return labels, dists, sums
+
+
+def _cluster_sums(
+    X: torch.Tensor, labels: torch.Tensor, k: int, chunk: int = 8192
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-cluster sums (k, d) and counts (k,) of the rows of X, accumulated in float64."""
+    sums = torch.zeros(k, X.shape[1], dtype=torch.float64, device=X.device)
+    for start in range(0, X.shape[0], chunk):
+        part = slice(start, start + chunk)
+        sums.index_add_(0, labels[part], X[part].double())
+    counts = torch.bincount(labels, minlength=k).double()
+    return sums, counts
+
+
+def _move_points(
+    X: torch.Tensor,
+    members: torch.Tensor,
+    labels: torch.Tensor,
+    sums: torch.Tensor,
+    counts: torch.Tensor,
+) -> None:
+    """Update ``sums`` and ``counts`` (in place) for the rows whose label changed from
+    ``members`` to ``labels``; ``members`` becomes ``labels``."""
+    moved = torch.nonzero(labels != members).flatten()
+    if moved.numel():
+        rows = X[moved].double()
+        ones = torch.ones(len(moved), dtype=torch.float64, device=X.device)
+        sums.index_add_(0, labels[moved], rows)
+        sums.index_add_(0, members[moved], rows, alpha=-1)
+        counts.index_add_(0, labels[moved], ones)
+        counts.index_add_(0, members[moved], ones, alpha=-1)
+        members.copy_(labels)
+
+
+def _fill_empty_clusters(
+    X: torch.Tensor,
+    members: torch.Tensor,
+    dists: torch.Tensor,
+    sums: torch.Tensor,
+    counts: torch.Tensor,
+) -> None:
+    """An empty cluster takes the point farthest from its centre (in place)."""
+    empty = torch.nonzero(counts == 0).flatten()
+    if len(empty):
+        far = torch.argsort(dists, descending=True)[: len(empty)]
+        for cluster, point in zip(empty.tolist(), far.tolist(), strict=True):
+            old = members[point]
+            row = X[point].double()
+            sums[old] -= row
+            counts[old] -= 1
+            sums[cluster] = row
+            counts[cluster] = 1
+            members[point] = cluster
 
 
 def kmeans_plusplus(X: torch.Tensor, k: int, generator: torch.Generator, x_sq: torch.Tensor):
@@ -206,15 +264,28 @@ class KMeans(ParamsMixin):
         return kmeans_plusplus(X, k, generator, x_sq)
 
     def _lloyd(self, X, centers, x_sq, tol):
-        """Lloyd iterations from ``centers``: returns labels, inertia, centres, n_iter, history."""
+        """Lloyd iterations from ``centers``: returns labels, inertia, centres, n_iter, history.
+
+        Each iteration is one assignment pass (:func:`assign`). The per-cluster sums and
+        counts are kept in float64 and updated only for the points whose cluster changed
+        (after the first iterations, a small share of n), instead of summing all n rows
+        again: the same means as :func:`lloyd_step` computes, at a fraction of the cost.
+        """
         k = centers.shape[0]
         labels_old = None
         history = []
         strict = False
+        sums = counts = members = None  # float64 (k, d), (k,); the labels they describe
         for iteration in range(1, self.max_iter + 1):  # noqa: B007 - returned below
-            labels, dists, sums = lloyd_step(X, centers, x_sq)
+            labels, dists = assign(X, centers, x_sq)
             history.append(float(dists.sum(dtype=torch.float64)))
-            new_centers = self._update_centers(X, labels, dists, sums, k)
+            if members is None:
+                sums, counts = _cluster_sums(X, labels, k)
+                members = labels.clone()
+            else:
+                _move_points(X, members, labels, sums, counts)
+            _fill_empty_clusters(X, members, dists, sums, counts)
+            new_centers = (sums / counts.clamp_min(1)[:, None]).to(X.dtype)
             shift = float((new_centers - centers).pow(2).sum())
             centers = new_centers
             if labels_old is not None and torch.equal(labels, labels_old):
@@ -234,21 +305,6 @@ class KMeans(ParamsMixin):
             labels, dists = assign(X, centers, x_sq)
         inertia = float(dists.sum(dtype=torch.float64))
         return labels, inertia, centers, iteration, history
-
-    @staticmethod
-    def _update_centers(X, labels, dists, sums, k):
-        """Means of the assigned points; an empty cluster takes the farthest point."""
-        counts = torch.bincount(labels, minlength=k).to(X.dtype)
-        empty = torch.nonzero(counts == 0).flatten()
-        if len(empty):
-            far = torch.argsort(dists, descending=True)[: len(empty)]
-            for cluster, point in zip(empty.tolist(), far.tolist(), strict=True):
-                old = labels[point]
-                sums[old] -= X[point]
-                counts[old] -= 1
-                sums[cluster] = X[point]
-                counts[cluster] = 1
-        return sums / counts.clamp_min(1)[:, None]
 
     # ---------------------------------------------------------------- use
     def _checked(self, X: Any, method: str):
