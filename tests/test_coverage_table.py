@@ -2,6 +2,8 @@
 
 It must list exactly the concept ids of the lectures' concept list, in its order, link
 only to pages of the book and to labels that exist, and state counts that match its rows.
+The table is the only place for the ids: they belong to instructors, so no student page
+(any page under book/ outside book/instructors/, notebooks' code included) shows one.
 The concept list lives outside the repository (../shared/lectures/CONCEPTS.md); a copy of
 its ids is committed as book/instructors/concepts_ids.txt so that a clean clone can run
 these checks, and the copy is compared with the list whenever the list is present.
@@ -204,3 +206,73 @@ def test_ref_labels_exist_in_the_book():
         doc, kind = labels[label]
         assert kind.startswith("prf:"), f"{{prf:ref}}`{label}` is a {kind}, not a prf directive"
         assert doc in toc, f"{{prf:ref}}`{label}` is defined in {doc}, not in _toc.yml"
+
+
+def concept_ids() -> set[str]:
+    return set(IDS_COPY.read_text(encoding="utf-8").split())
+
+
+def student_pages() -> list[Path]:
+    """Every page a student reads: .md and .ipynb under book/, except book/instructors/."""
+    return sorted(
+        path
+        for path in [*BOOK.rglob("*.md"), *BOOK.rglob("*.ipynb")]
+        if ".ipynb_checkpoints" not in path.parts
+        and "_build" not in path.parts
+        and not path.is_relative_to(BOOK / "instructors")
+    )
+
+
+def page_texts(path: Path) -> list[str]:
+    """A page's whole source: the .md file, or every cell of a notebook (code too)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".md":
+        return [text]
+    return [
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in json.loads(text)["cells"]
+    ]
+
+
+def ids_in(text: str, ids: set[str]) -> list[str]:
+    """Concept ids mentioned in ``text``: a prefix of the list, a dash and a number that is
+    one of the ids (so "PCA-30" for 30 components or "SHA-256" are not ids)."""
+    prefixes = sorted({cid.split("-")[0] for cid in ids})
+    pattern = re.compile(rf"(?<![\w-])(?:{'|'.join(prefixes)})-\d+(?![\w-])")
+    return [hit for hit in pattern.findall(text) if hit in ids]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("The manifold hypothesis (MAN-05) says", ["MAN-05"]),
+        (
+            "- **Basics**: AE-01 encoder and decoder; AE-06 the\n  information view",
+            ["AE-01", "AE-06"],
+        ),
+        ("`GAN` owns the update (GAN-08 in the lectures)", ["GAN-08"]),
+        ("| PCA-03 | the PCA theorem |", ["PCA-03"]),
+        ('print(f"deep AE {e:.2f} <= PCA-30 {p:.2f}")', []),
+        ("PCA-50 features, SHA-256 of every file, CC-BY-4.0, PCA-2", []),
+    ],
+)
+def test_id_finder(text, found):
+    assert ids_in(text, concept_ids()) == found
+
+
+def test_student_pages_show_no_concept_id():
+    pages = student_pages()
+    assert any(p.name == "index.md" and p.parent.name == "pca" for p in pages)
+    assert not any(p.is_relative_to(BOOK / "instructors") for p in pages)
+    ids = concept_ids()
+    found = {
+        str(path.relative_to(ROOT)): sorted(
+            {cid for text in page_texts(path) for cid in ids_in(text, ids)}
+        )
+        for path in pages
+    }
+    found = {page: hits for page, hits in found.items() if hits}
+    assert not found, (
+        f"concept ids on student pages: {found}; the ids belong to the instructors' coverage "
+        "table (book/instructors/coverage.md) only: name the concept in words instead"
+    )
