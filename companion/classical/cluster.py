@@ -33,11 +33,12 @@ def squared_distances(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor | Non
     return (x_sq[:, None] - 2 * (X @ C.T) + (C * C).sum(1)[None, :]).clamp_min_(0)
 
 
-def assign(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int = 65536):
+def assign(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int = 4096):
     """Nearest centre of every row: labels (n,) int64 and squared distances (n,), in chunks.
 
     The same arithmetic as :func:`lloyd_step` (one matrix product per chunk), so both give
-    the same labels.
+    the same labels. Chunks of a few thousand rows keep the product's operands in cache,
+    which on a CPU is faster than one product over all rows.
     """
     labels = torch.empty(X.shape[0], dtype=torch.int64, device=X.device)
     dists = torch.empty(X.shape[0], dtype=X.dtype, device=X.device)
