@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
-from common import machine_info, write_results
+from common import RESULTS, machine_info, write_results
 
 from companion import resolve_device, seed_everything
 from companion.data import load_fashion_mnist, to_float
@@ -49,13 +49,14 @@ PUBLISHED_MODES = {  # VEEGAN (Srivastava et al., 2017) table 1; PacGAN (Lin et 
 TARGETS = {"ring_modes": 8, "grid_modes": 24, "high_quality": 0.9}
 
 
-def _one_run(job: tuple[str, str, int, int]) -> dict:
-    mixture, trick, seed, steps = job
+def _one_run(job: tuple) -> dict:
+    mixture, trick, seed, steps, *rest = job
+    eval_at = rest[0] if rest else ()
     torch.set_num_threads(1)  # the runs go in parallel, one core each
     start = time.perf_counter()
-    run = fit_mixture_gan(mixture, trick, seed=seed, steps=steps)
+    run = fit_mixture_gan(mixture, trick, seed=seed, steps=steps, eval_at=eval_at)
     seconds = time.perf_counter() - start
-    return {
+    row = {
         "mixture": mixture,
         "trick": trick,
         "seed": seed,
@@ -63,6 +64,95 @@ def _one_run(job: tuple[str, str, int, int]) -> dict:
         "modes": run.coverage.modes,
         "high_quality": round(run.coverage.high_quality, 4),
         "seconds": round(seconds, 1),
+    }
+    if eval_at:
+        row["eval_at"] = list(eval_at)
+        row["along_the_run"] = {
+            str(at): {"modes": c.modes, "high_quality": round(c.high_quality, 4)}
+            for at, c in sorted(run.snapshots.items())
+        }
+    return row
+
+
+def long_runs(
+    steps: int,
+    tricks: list[str],
+    seeds: int,
+    eval_at: list[int],
+    workers: int,
+    cache: Path,
+    *,
+    new_runs: bool = True,
+) -> dict:
+    """Longer runs of some tricks, scored along the way (one run per mixture, trick and
+    seed; the learning rate decays after 80 % of ``steps``, as in the short runs).
+    Finished runs are kept in ``cache`` (JSON lines), so the benchmark resumes."""
+    key = (steps, tuple(eval_at))
+    done = {}
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            r = json.loads(line)
+            if (r["steps"], tuple(r.get("eval_at", ()))) == key:
+                done[(r["mixture"], r["trick"], r["seed"])] = r
+    jobs = [
+        (m, t, s, steps, tuple(eval_at))
+        for s in range(seeds)
+        for t in tricks
+        for m in MIXTURES
+        if (m, t, s) not in done and new_runs
+    ]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for r in pool.map(_one_run, jobs):
+            done[(r["mixture"], r["trick"], r["seed"])] = r
+            print(json.dumps(r), flush=True)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with cache.open("a") as f:
+                f.write(json.dumps(r) + "\n")
+    runs = [done[k] for k in sorted(done)]
+    summary: dict = {}
+    for trick in tricks:
+        for mixture in MIXTURES:
+            mine = [r for r in runs if r["trick"] == trick and r["mixture"] == mixture]
+            if not mine:
+                continue
+            summary.setdefault(trick, {})[mixture] = {
+                str(at): {
+                    "modes_mean": round(
+                        statistics.mean(r["along_the_run"][str(at)]["modes"] for r in mine), 2
+                    ),
+                    "high_quality_mean": round(
+                        statistics.mean(r["along_the_run"][str(at)]["high_quality"] for r in mine),
+                        4,
+                    ),
+                    "runs": len(mine),
+                }
+                for at in eval_at
+            }
+    final = str(steps)
+    met = {
+        trick: all(
+            summary[trick].get(m, {}).get(final, {}).get("runs", 0) == seeds for m in MIXTURES
+        )
+        and summary[trick]["ring"][final]["modes_mean"] >= TARGETS["ring_modes"]
+        and summary[trick]["grid"][final]["modes_mean"] >= TARGETS["grid_modes"]
+        and min(
+            summary[trick]["ring"][final]["high_quality_mean"],
+            summary[trick]["grid"][final]["high_quality_mean"],
+        )
+        >= TARGETS["high_quality"]
+        for trick in summary
+    }
+    return {
+        "steps": steps,
+        "eval_at": eval_at,
+        "seeds": seeds,
+        "tricks": tricks,
+        "learning_rate_decay_after_steps": int(0.8 * steps),
+        "runs": runs,
+        "complete": len(runs) == seeds * len(tricks) * len(MIXTURES),
+        "summary": summary,
+        "targets": TARGETS,
+        "targets_met": met,
     }
 
 
@@ -188,15 +278,50 @@ def main() -> None:
         default=Path(__file__).resolve().parents[1] / "_build" / "gan_runs.jsonl",
         help="finished runs, so that an interrupted benchmark resumes",
     )
+    parser.add_argument(
+        "--long-only",
+        action="store_true",
+        help="only (re)compute the long runs and add them to the existing record",
+    )
+    parser.add_argument("--long-steps", type=int, default=20000)
+    parser.add_argument("--long-tricks", nargs="+", default=["vanilla", "minibatch discrimination"])
+    parser.add_argument("--eval-at", type=int, nargs="+", default=[5000, 10000, 20000])
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="with --long-only: write what the cache holds, start no new run",
+    )
+    parser.add_argument(
+        "--long-cache",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "_build" / "gan_long_runs.jsonl",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     start = time.perf_counter()
-    results = {
-        "machine": machine_info(device),
-        "mode_collapse": mode_collapse_table(args.steps, args.seeds, args.workers, args.cache),
-        "dcgan": dcgan_part(device, args.dcgan_steps),
-    }
-    results["mode_collapse"]["device"] = "cpu (one core per run)"
+    if args.long_only:
+        results = json.loads((RESULTS / "gan.json").read_text())
+    else:
+        results = {
+            "machine": machine_info(device),
+            "mode_collapse": mode_collapse_table(args.steps, args.seeds, args.workers, args.cache),
+            "dcgan": dcgan_part(device, args.dcgan_steps),
+        }
+        results["mode_collapse"]["device"] = "cpu (one core per run)"
+    results["long_runs"] = long_runs(
+        args.long_steps,
+        args.long_tricks,
+        args.seeds,
+        args.eval_at,
+        args.workers,
+        args.long_cache,
+        new_runs=not args.summarise_only,
+    )
+    results["long_runs"]["machine"] = machine_info(device)
+    results["long_runs"]["command"] = (
+        "python benchmarks/gan.py --long-only --long-steps "
+        f"{args.long_steps} --eval-at {' '.join(map(str, args.eval_at))} --workers {args.workers}"
+    )
     results["seconds_total"] = round(time.perf_counter() - start, 1)
     write_results("gan", device, results, args.out)
 

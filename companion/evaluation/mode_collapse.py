@@ -11,8 +11,8 @@ changes. The chapter's notebook and ``benchmarks/gan.py`` both call
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -72,12 +72,39 @@ TRICKS: dict[str, tuple[dict, dict]] = {
 
 @dataclass
 class MixtureRun:
-    """A trained GAN, its coverage on ``n_eval`` samples, and the samples themselves."""
+    """A trained GAN, its coverage on ``n_eval`` samples, and the samples themselves;
+    ``snapshots`` maps a number of generator updates to the coverage measured then."""
 
     gan: GAN
     coverage: ModeCoverage
     samples: torch.Tensor  # (n_eval, 2)
     history: dict[str, list[float]]
+    snapshots: dict[int, ModeCoverage] = field(default_factory=dict)
+
+
+class _CoverageSnapshots:
+    """Trainer callback: the coverage of ``n_eval`` samples after chosen numbers of
+    generator updates (one epoch = 100). The random state is saved and restored around
+    the sampling, so a run with snapshots trains exactly as one without."""
+
+    def __init__(self, gan: GAN, spec: Mixture, at: Sequence[int], n_eval: int):
+        self.gan, self.spec, self.at, self.n_eval = gan, spec, set(at), n_eval
+        self.snapshots: dict[int, ModeCoverage] = {}
+
+    def on_epoch_end(self, trainer, epoch: int, logs) -> None:  # noqa: ARG002 - protocol
+        steps = 100 * (epoch + 1)
+        if steps not in self.at:
+            return
+        state = torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        self.gan.eval()
+        with torch.no_grad():
+            samples = self.gan.sample(self.n_eval).cpu()
+        self.gan.train()
+        torch.set_rng_state(state)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        self.snapshots[steps] = mode_coverage(samples, self.spec.centers, self.spec.sigma)
 
 
 def fit_mixture_gan(
@@ -91,6 +118,7 @@ def fit_mixture_gan(
     n_eval: int = 2500,
     device: str = "cpu",
     progress: bool = False,
+    eval_at: Sequence[int] = (),
 ) -> MixtureRun:
     """Train the mixture's recipe with ``trick`` for ``steps`` generator updates.
 
@@ -98,7 +126,9 @@ def fit_mixture_gan(
     LeakyReLU discriminator of the mixture's widths; the non-saturating loss;
     Adam (β₁ = 0.5) at the mixture's learning rate for both players, divided by
     10 after the fraction ``decay_at`` of the steps; a fresh data set of
-    100 × ``batch_size`` points per seed (one epoch = 100 steps).
+    100 × ``batch_size`` points per seed (one epoch = 100 steps). ``eval_at`` lists
+    numbers of updates (multiples of 100, at most ``steps``) after which the coverage
+    is also measured, in ``MixtureRun.snapshots``, without changing the training.
     """
     if mixture not in MIXTURES:
         raise ValueError(f"mixture={mixture!r} is not one of {sorted(MIXTURES)}.")
@@ -106,6 +136,11 @@ def fit_mixture_gan(
         raise ValueError(f"trick={trick!r} is not one of {sorted(TRICKS)}.")
     if steps < 100 or steps % 100:
         raise ValueError(f"steps={steps} must be a positive multiple of 100 (one epoch).")
+    bad = [a for a in eval_at if a % 100 or not 100 <= a <= steps]
+    if bad:
+        raise ValueError(
+            f"eval_at={list(eval_at)}: {bad} are not multiples of 100 in [100, {steps}]."
+        )
     spec = MIXTURES[mixture]
     gan_kwargs, disc_kwargs = TRICKS[trick]
     seed_everything(seed)
@@ -116,11 +151,13 @@ def fit_mixture_gan(
         **gan_kwargs,
     )
     epochs = steps // 100
+    snapshots = _CoverageSnapshots(gan, spec, eval_at, n_eval)
     trainer = Trainer(
         gan, epochs=epochs, batch_size=batch_size, lr=spec.lr, seed=seed, device=device,
-        callbacks=[StepDecay(spec.lr, int(decay_at * epochs))], progress=progress,
+        callbacks=[StepDecay(spec.lr, int(decay_at * epochs)), snapshots], progress=progress,
     )  # fmt: skip
     history = trainer.fit(data)
     gan.eval()
     samples = gan.sample(n_eval).cpu()
-    return MixtureRun(gan, mode_coverage(samples, spec.centers, spec.sigma), samples, history)
+    coverage = mode_coverage(samples, spec.centers, spec.sigma)
+    return MixtureRun(gan, coverage, samples, history, snapshots.snapshots)
