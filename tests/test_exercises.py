@@ -117,22 +117,48 @@ def test_kmeans_update(capsys):
         check_kmeans_update(lambda X, labels, k: means(X, labels, k) + 0.1)
 
 
-def spherical_e_step(X, weights, means, variances, use_weights=True, normalise=True, sq=True):
+def spherical_e_step(
+    X, weights, means, variances, use_weights=True, normalise=True, sq=True, constant=True
+):
+    """The E-step in log space (stable), or one of the typical mistakes."""
     var = variances if sq else variances.sqrt()
     d = X.shape[1]
-    dens = torch.exp(-0.5 * torch.cdist(X, means) ** 2 / var) / (2 * torch.pi * var) ** (d / 2)
+    log_p = -0.5 * torch.cdist(X, means) ** 2 / var
+    if constant:
+        log_p = log_p - 0.5 * d * torch.log(2 * torch.pi * var)
     if use_weights:
-        dens = dens * weights
-    return dens / dens.sum(1, keepdim=True) if normalise else dens
+        log_p = log_p + weights.log()
+    return torch.softmax(log_p, 1) if normalise else log_p.exp()
+
+
+def unstable_e_step(X, weights, means, variances):
+    """Densities first, normalised after: right near the means, 0/0 = NaN far from them."""
+    d = X.shape[1]
+    dens = torch.exp(-0.5 * torch.cdist(X, means) ** 2 / variances)
+    dens = weights * dens / (2 * torch.pi * variances) ** (d / 2)
+    return dens / dens.sum(1, keepdim=True)
 
 
 def test_e_step(capsys):
     check_e_step(spherical_e_step)
-    assert "correct" in capsys.readouterr().out
+    assert "correct, and stable" in capsys.readouterr().out
     for kwargs, message in [
         ({"normalise": False}, "rows do not sum to 1"),
         ({"use_weights": False}, "left out the mixing weights"),
         ({"sq": False}, "used σ where σ² belongs"),
+        ({"constant": False}, "dropped the Gaussian's normalising constant"),
     ]:
         with pytest.raises(ExerciseError, match=message):
             check_e_step(lambda X, w, m, v, kw=kwargs: spherical_e_step(X, w, m, v, **kw))
+
+
+def test_e_step_refuses_the_exp_then_normalise_answer():
+    """The unstable answer is right on the blobs: only the far points expose it."""
+    from companion.exercises.clustering import _clusters
+
+    X, means = _clusters(seed=2)
+    w = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    v = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    assert torch.allclose(unstable_e_step(X, w, means, v), spherical_e_step(X, w, means, v))
+    with pytest.raises(ExerciseError, match=r"60 or more from every mean.*underflows.*log-sum-exp"):
+        check_e_step(unstable_e_step)

@@ -88,7 +88,7 @@ def mask_in_place(x, level):
     [
         (
             lambda x, level: x.masked_fill(torch.rand_like(x) >= level, 0.0),
-            r"probability 1 - level",
+            r"probability 1 − level: `level` is the share of entries destroyed",
         ),
         (lambda x, level: F.dropout(x, level) if level < 1 else x * 0, r"dropout's rescaling"),
         (mask_in_place, r"changed its input x in place"),
@@ -115,7 +115,7 @@ def jacobian_norm(W, b, x):
             lambda W, b, x: (
                 torch.sigmoid(x @ W.T + b) * (1 - torch.sigmoid(x @ W.T + b)) * W.pow(2).sum(1)
             ).sum(1),
-            r"Square the derivative too",
+            r"squared W's entries but not the sigmoid's derivative",
         ),  # fmt: skip
         (lambda W, b, x: W.pow(2).sum().expand(x.shape[0]), r"left out the sigmoid's derivative"),
         (lambda W, b, x: jacobian_norm(W, b, x)[:, None], r"shape \(6, 1\), expected \(6,\)"),
@@ -209,7 +209,10 @@ def mixed_linear_ae(X, k):
             ),
             r"smallest-variance",
         ),  # fmt: skip
-        (lambda X, k: (2 * linear_ae(X, k)[0], linear_ae(X, k)[1]), r"should be a projector"),
+        (
+            lambda X, k: (2 * linear_ae(X, k)[0], linear_ae(X, k)[1]),
+            r"not a projector \(P @ P ≠ P\)",
+        ),
         (lambda X, k: (linear_ae(X, k)[1], linear_ae(X, k)[0]), r"encoder has shape \(6, 2\)"),
         (lambda X, k: linear_ae(X, k)[0], r"return two things"),
     ],

@@ -70,9 +70,15 @@ def test_fvsbn_reference_is_a_normalised_distribution():
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        (lambda x, W, b: fvsbn(x, W, b, lower=x.shape[1]), r"used all of W.*torch.tril\(W, -1\)"),
+        (
+            lambda x, W, b: fvsbn(x, W, b, lower=x.shape[1]),
+            r"used all of W.*below the diagonal, W\[d, j\] for j < d",
+        ),
         (lambda x, W, b: fvsbn(x, W, b, lower=0), r"kept the diagonal"),
-        (lambda x, W, b: fvsbn(x, W, b, transpose=True), r"uses row d of W"),
+        (
+            lambda x, W, b: fvsbn(x, W, b, transpose=True),
+            r"used column d of W for the logit of x_d; it uses row d",
+        ),
         (lambda x, W, b: fvsbn(x, W, b) / x.shape[1], r"averaged over the D variables"),
         (lambda x, W, b: fvsbn(x, W, b, naive=True), r"inf or NaN for logits up to ±60"),
         (lambda x, W, b: fvsbn(x, W, b)[:, None].expand(-1, 2), r"one value per row"),

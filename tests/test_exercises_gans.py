@@ -154,7 +154,10 @@ def frechet(ma, ca, mb, cb):
             ),
             r"not symmetric",
         ),
-        (lambda ma, ca, mb, cb: frechet(ma, ca, mb, cb) + 1, r"Check each term"),
+        (
+            lambda ma, ca, mb, cb: frechet(ma, ca, mb, cb) + 1,
+            r"Check the mean term, then each part of the trace term",
+        ),
     ],
 )
 def test_gaussian_frechet(answer, message, capsys):

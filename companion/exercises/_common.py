@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import torch
 
 
@@ -9,15 +12,97 @@ class ExerciseError(AssertionError):
     """An exercise answer is wrong; the message says how and hints at the fix."""
 
 
+# What autograd says when an answer gets in its way, and the mistake behind it.
+_AUTOGRAD_MISTAKES = (
+    (
+        "in-place operation",
+        "your function changes an input that carries a gradient in place (+=, *=, add_, "
+        "x[...] = ...), which autograd forbids: build a new tensor instead.",
+    ),
+    (
+        "modified by an inplace operation",
+        "your function changes in place a tensor that autograd still needs (+=, add_, "
+        "x[...] = ... after using x): build a new tensor instead.",
+    ),
+    (
+        "numpy() on Tensor that requires grad",
+        "your function turns a tensor that carries a gradient into NumPy; stay with torch "
+        "operations so that the gradient can flow back to the inputs.",
+    ),
+    (
+        "does not require grad",
+        "your function asks autograd for a gradient of something that does not depend on a "
+        "tensor with requires_grad=True (the check's inputs carry none): write the derivative "
+        "out, or differentiate with respect to a copy made with .clone().requires_grad_().",
+    ),
+    (
+        "backward through the graph a second time",
+        "your function calls backward() (or autograd.grad) twice on the same graph; compute "
+        "the gradient once, or pass retain_graph=True.",
+    ),
+)
+
+
+def _call(fn: Callable, *args):
+    """``fn(*args)``, the student's function, run so that it cannot cost points unfairly.
+
+    nbgrader gives 0 to a check cell that writes to stderr: a warning raised by the
+    student's code (a deprecation, a copy construct) is shown on stdout instead. A
+    RuntimeError from autograd becomes an :class:`ExerciseError` naming the likely
+    mistake, instead of torch's message about leaf variables and grad_fn.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = fn(*args)
+        except RuntimeError as err:
+            text = str(err)
+            for needle, explanation in _AUTOGRAD_MISTAKES:
+                if needle in text:
+                    raise ExerciseError(
+                        f"{explanation} (torch said: {text.splitlines()[0]})"
+                    ) from None
+            raise
+    for warning in caught:
+        print(f"note, a warning from your code: {warning.category.__name__}: {warning.message}")
+    return result
+
+
 def _as_tensor(value, what: str) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value.detach().to(torch.float64)
-    try:
-        return torch.as_tensor(value, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ExerciseError(
-            f"{what} should be a tensor or array of numbers, got {type(value).__name__}."
-        ) from err
+    """The answer as a float64 tensor, quietly: a check must write nothing to stderr.
+
+    A complex answer whose imaginary parts are rounding noise (a square root taken with
+    ``torch.linalg.eigvals`` or ``scipy.linalg.sqrtm``) counts as its real part; torch
+    would warn on the cast and nbgrader would give the cell 0. Any other complex answer
+    is refused with the reason.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a read-only NumPy array, a complex cast
+        if isinstance(value, torch.Tensor):
+            got = value.detach()
+        else:
+            try:
+                got = torch.as_tensor(value)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise ExerciseError(
+                    f"{what} should be a tensor or array of numbers, got {type(value).__name__}."
+                ) from err
+        if got.is_complex():
+            imaginary = got.imag.abs().max().item() if got.numel() else 0.0
+            scale = got.real.abs().max().item() if got.numel() else 0.0
+            if imaginary > 1e-8 * (1 + scale):
+                raise ExerciseError(
+                    f"{what} is complex, with imaginary parts up to {imaginary:.3g}: a square "
+                    "root or a logarithm of a negative number, or eigenvalues of a matrix that "
+                    "is not symmetric. The answer is real."
+                )
+            got = got.real
+        try:
+            return got.to(torch.float64)
+        except (TypeError, RuntimeError) as err:
+            raise ExerciseError(
+                f"{what} should be a tensor or array of numbers, got {type(value).__name__}."
+            ) from err
 
 
 def _generator(seed: int) -> torch.Generator:

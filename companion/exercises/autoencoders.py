@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from companion.exercises._common import ExerciseError, _as_tensor, _generator, _shape
+from companion.exercises._common import ExerciseError, _as_tensor, _call, _generator, _shape
 
 
 def check_bce_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -23,7 +23,7 @@ def check_bce_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> 
     logits[0, :4] = torch.tensor([40.0, -40.0, 40.0, -40.0], dtype=torch.float64)
     x = torch.rand(B, D, generator=g, dtype=torch.float64)
     x[0, :4] = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
-    got = _as_tensor(fn(logits.clone(), x.clone()), "your loss")
+    got = _as_tensor(_call(fn, logits.clone(), x.clone()), "your loss")
     expected = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
     if got.numel() == 1:
         raise ExerciseError(
@@ -33,9 +33,9 @@ def check_bce_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> 
     _shape(got, (B,), "your loss", " Sum over the pixels (dim=1), one value per example.")
     if not torch.isfinite(got).all():
         raise ExerciseError(
-            "your loss is inf or NaN for an example whose logits are ±40: log(sigmoid(40)) "
-            "is fine but log(1 - sigmoid(40)) = log(0). Use the stable forms "
-            "log σ(a) = -softplus(-a) and log(1 - σ(a)) = -softplus(a)."
+            "your loss is inf or NaN for an example whose logits are ±40: σ(40) rounds to 1, "
+            "so 1 − σ(40) underflows to 0 and its log is −inf. Compute log σ(a) and "
+            "log(1 − σ(a)) without forming σ(a) first: softplus (or logsigmoid) stays finite."
         )
     error = (got - expected).abs().max().item()
     if error > 1e-6 * (1 + expected.abs().max().item()):
@@ -48,7 +48,10 @@ def check_bce_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> 
         ):
             hint = " You applied the sigmoid twice: `logits` are before the sigmoid."
         else:
-            hint = " Use -[x log σ(a) + (1 - x) log(1 - σ(a))] summed over the pixels."
+            hint = (
+                " Per pixel the loss is minus the Bernoulli log-likelihood of x under σ(a); "
+                "check which term x multiplies and which 1 − x does."
+            )
         raise ExerciseError(f"your loss is off by up to {error:.3g}.{hint}")
     print("check_bce_loss: correct, and stable for large logits.")
 
@@ -57,7 +60,7 @@ def check_kl_sparsity(fn: Callable[[float, torch.Tensor], torch.Tensor]) -> None
     """Check ``fn(rho, rho_hat)``: KL(Bernoulli(ρ) ‖ Bernoulli(ρ̂_j)) for each unit, (L,)."""
     rho = 0.05
     rho_hat = torch.tensor([0.01, 0.05, 0.2, 0.5, 0.9], dtype=torch.float64)
-    got = _as_tensor(fn(rho, rho_hat.clone()), "your penalty")
+    got = _as_tensor(_call(fn, rho, rho_hat.clone()), "your penalty")
     L = len(rho_hat)
     _shape(got, (L,), "your penalty", " Return one value per hidden unit.")
 
@@ -92,18 +95,18 @@ def check_masking_noise(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> No
     torch.manual_seed(0)
     x = torch.rand(400, 50, dtype=torch.float64) + 0.1  # no zeros to start with
     original = x.clone()
-    rows = _as_tensor(fn(x, 0.5), "your result for level=0.5") == 0
+    rows = _as_tensor(_call(fn, x, 0.5), "your result for level=0.5") == 0
     if torch.equal(rows[0], rows[1]) and torch.equal(rows[0], rows[2]):
         raise ExerciseError(
-            "every example got the same mask; draw an independent mask for every entry "
-            "(torch.rand_like(x), not torch.rand(x.shape[1]))."
+            "every example got the same mask: you drew one random number per column and "
+            "reused it for every row. Draw an independent number for every entry of x."
         )
     for level in (0.0, 0.3, 0.75, 1.0):
-        got = _as_tensor(fn(x, level), f"your result for level={level}")
+        got = _as_tensor(_call(fn, x, level), f"your result for level={level}")
         if not torch.equal(x, original):
             raise ExerciseError(
-                "your function changed its input x in place; corrupt a copy "
-                "(e.g. x.masked_fill(mask, 0.0) or x * keep, not x[mask] = 0)."
+                "your function changed its input x in place (an assignment into x[...] or a "
+                "method ending in _): the caller's clean data is lost. Corrupt a copy."
             )
         _shape(got, tuple(x.shape), f"your result for level={level}")
         zeroed = got == 0
@@ -122,8 +125,8 @@ def check_masking_noise(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> No
         tolerance = 5 * (level * (1 - level) / n) ** 0.5 + 1e-12
         if abs(share - level) > tolerance:
             hint = (
-                " You zero entries with probability 1 - level: `level` is the share "
-                "destroyed, so zero where torch.rand_like(x) < level."
+                " You zero entries with probability 1 − level: `level` is the share of "
+                "entries destroyed, not the share kept."
                 if abs(share - (1 - level)) <= tolerance
                 else ""
             )
@@ -146,7 +149,7 @@ def check_sigmoid_jacobian_norm(
     W = torch.randn(L, D, generator=g, dtype=torch.float64)
     b = torch.randn(L, generator=g, dtype=torch.float64)
     x = torch.randn(B, D, generator=g, dtype=torch.float64)
-    got = _as_tensor(fn(W.clone(), b.clone(), x.clone()), "your norms")
+    got = _as_tensor(_call(fn, W.clone(), b.clone(), x.clone()), "your norms")
     _shape(got, (B,), "your norms", " Return one squared norm per example.")
 
     def encoder(row: torch.Tensor) -> torch.Tensor:
@@ -161,11 +164,17 @@ def check_sigmoid_jacobian_norm(
         if torch.allclose(got, expected.sqrt()):
             hint = " That is the norm itself; the penalty is its square."
         elif torch.allclose(got, (h * (1 - h) * row_norms).sum(1)):
-            hint = " Square the derivative too: each term is (h_j(1 - h_j))² ‖W_j‖²."
+            hint = (
+                " You squared W's entries but not the sigmoid's derivative h_j(1 − h_j): the "
+                "Frobenius norm squares every entry of J, that factor included."
+            )
         elif torch.allclose(got, row_norms.sum().expand(B)):
             hint = " You left out the sigmoid's derivative h_j(1 - h_j) from the chain rule."
         else:
-            hint = " J = diag(h ⊙ (1 - h)) W, so ‖J‖²_F = Σ_j (h_j(1 - h_j))² Σ_i W_ji²."
+            hint = (
+                " Write J with the chain rule, row j for hidden unit j (the sigmoid's "
+                "derivative at unit j times row j of W), then add the squares of its entries."
+            )
         raise ExerciseError(f"your norms are off by up to {error:.3g}.{hint}")
     print("check_sigmoid_jacobian_norm: correct; matches the autograd Jacobian.")
 
@@ -176,7 +185,7 @@ def check_hamming_distances(fn: Callable[[torch.Tensor, torch.Tensor], torch.Ten
     n, m, k = 6, 9, 16
     a = (torch.rand(n, k, generator=g) < 0.5).to(torch.uint8)
     b = (torch.rand(m, k, generator=g) < 0.5).to(torch.uint8)
-    got = _as_tensor(fn(a.clone(), b.clone()), "your distances")
+    got = _as_tensor(_call(fn, a.clone(), b.clone()), "your distances")
     expected = (a[:, None, :] != b[None, :, :]).sum(2).double()
     hint = " It looks transposed: rows for a, columns for b." if got.shape == (m, n) else ""
     _shape(got, (n, m), "your distances", hint)
@@ -203,7 +212,7 @@ def check_precision_at_k(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> N
     query = torch.randint(0, 3, (m,), generator=g)
     retrieved = torch.randint(0, 3, (m, k), generator=g)
     retrieved[0] = query[0]  # one perfect query
-    got = _as_tensor(fn(retrieved.clone(), query.clone()), "your precision")
+    got = _as_tensor(_call(fn, retrieved.clone(), query.clone()), "your precision")
     if got.numel() != 1:
         raise ExerciseError(
             f"your precision has shape {tuple(got.shape)}; return one number, the precision "
@@ -235,7 +244,7 @@ def check_optimal_denoiser(
     data = torch.randn(30, 2, generator=g, dtype=torch.float64) * 2
     x_noisy = torch.randn(10, 2, generator=g, dtype=torch.float64) * 2
     sigma = 0.7
-    got = _as_tensor(fn(x_noisy.clone(), data.clone(), sigma), "your denoised points")
+    got = _as_tensor(_call(fn, x_noisy.clone(), data.clone(), sigma), "your denoised points")
     _shape(got, tuple(x_noisy.shape), "your denoised points")
 
     def posterior_mean(variance: float) -> torch.Tensor:
@@ -258,7 +267,10 @@ def check_optimal_denoiser(
         ):
             hint = " Normalise the weights of each noisy point to sum to 1 (a softmax)."
         else:
-            hint = " E[x | x̃] = Σ_i x_i w_i with w_i ∝ exp(-‖x̃ - x_i‖² / 2σ²)."
+            hint = (
+                " The posterior mean averages the data points, each weighted by the Gaussian "
+                "likelihood of x̃ given that point; check the exponent of the weights."
+            )
         raise ExerciseError(f"your denoised points are off by up to {error:.3g}.{hint}")
     print("check_optimal_denoiser: correct; r(x̃) - x̃ points toward the data.")
 
@@ -277,7 +289,7 @@ def check_linear_autoencoder(
     X = _exercise_data(seed=7)
     n, d = X.shape
     k = 2
-    out = fn(X.clone(), k)
+    out = _call(fn, X.clone(), k)
     if not isinstance(out, tuple | list) or len(out) != 2:
         raise ExerciseError(
             "return two things: (encoder of shape (k, d), decoder of shape (d, k))."
@@ -302,8 +314,8 @@ def check_linear_autoencoder(
             hint = " decoder @ encoder is a projector, but onto the wrong subspace."
         else:
             hint = (
-                " decoder @ encoder should be a projector (P @ P = P): if the encoder is "
-                "A Vᵀ the decoder must be V A⁻¹."
+                " decoder @ encoder is not a projector (P @ P ≠ P): the decoder must undo the "
+                "encoder on the principal subspace, not just have the right shape."
             )
         raise ExerciseError(
             f"decoder @ encoder differs from the projector onto the top-{k} principal "

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from companion.exercises._common import ExerciseError, _as_tensor
+from companion.exercises._common import ExerciseError, _as_tensor, _call
 
 
 def _clusters(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,7 +21,7 @@ def _clusters(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def check_kmeans_assignment(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Check ``fn(X, centers)``: the index of the nearest centre for each row, shape (n,)."""
     X, centers = _clusters()
-    got = _as_tensor(fn(X.clone(), centers.clone()), "your labels")
+    got = _as_tensor(_call(fn, X.clone(), centers.clone()), "your labels")
     n, k = X.shape[0], centers.shape[0]
     if tuple(got.shape) != (n,):
         hint = (
@@ -50,7 +50,7 @@ def check_kmeans_update(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Te
     X, centers = _clusters(seed=1)
     labels = torch.cdist(X, centers).argmin(1)
     k = centers.shape[0]
-    got = _as_tensor(fn(X.clone(), labels.clone(), k), "your centres")
+    got = _as_tensor(_call(fn, X.clone(), labels.clone(), k), "your centres")
     if tuple(got.shape) != (k, X.shape[1]):
         raise ExerciseError(
             f"your centres have shape {tuple(got.shape)}, expected ({k}, {X.shape[1]}): "
@@ -78,33 +78,57 @@ def check_e_step(fn: Callable[..., torch.Tensor]) -> None:
     X, means = _clusters(seed=2)
     weights = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
     variances = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
-    n, d = X.shape
-    got = _as_tensor(fn(X.clone(), weights.clone(), means.clone(), variances.clone()), "result")
     K = len(weights)
-    if tuple(got.shape) != (n, K):
-        raise ExerciseError(
-            f"your responsibilities have shape {tuple(got.shape)}, expected ({n}, {K})."
-        )
+    d = X.shape[1]
+    # Points 60 and more from every mean: each density exp(-60²/2σ²) underflows to 0.
+    far = torch.tensor([[-60.0, 0.0], [0.0, 70.0], [80.0, -80.0]], dtype=torch.float64)
 
-    def responsibilities(w, var):
-        log_p = (
-            -0.5 * torch.cdist(X, means).pow(2) / var
-            - 0.5 * d * torch.log(2 * torch.pi * var)
-            + torch.log(w)
-        )
+    def responsibilities(X, w, var, constant=True):
+        log_p = -0.5 * torch.cdist(X, means).pow(2) / var + torch.log(w)
+        if constant:
+            log_p = log_p - 0.5 * d * torch.log(2 * torch.pi * var)
         return torch.softmax(log_p, dim=1)
 
-    expected = responsibilities(weights, variances)
-    error = (got - expected).abs().max().item()
-    if error > 1e-8:
-        row_sums = got.sum(1)
-        if (row_sums - 1).abs().max() > 1e-6:
-            hint = " Your rows do not sum to 1: divide each row by its sum (normalise over k)."
-        elif torch.allclose(got, responsibilities(torch.full_like(weights, 1 / K), variances)):
-            hint = " You left out the mixing weights: multiply each density by its weight."
-        elif torch.allclose(got, responsibilities(weights, variances.sqrt())):
+    for name, points in (("the three blobs", X), ("points 60 or more from every mean", far)):
+        n = points.shape[0]
+        got = _as_tensor(
+            _call(fn, points.clone(), weights.clone(), means.clone(), variances.clone()),
+            "your responsibilities",
+        )
+        if tuple(got.shape) != (n, K):
+            hint = " It looks transposed: one row per point." if got.shape == (K, n) else ""
+            raise ExerciseError(
+                f"your responsibilities have shape {tuple(got.shape)}, expected ({n}, {K}): "
+                f"one row per point, one column per component.{hint}"
+            )
+        if not torch.isfinite(got).all():
+            raise ExerciseError(
+                f"your responsibilities are NaN or inf for {name}: there every density "
+                "exp(−‖x − μ_k‖²/2σ_k²) underflows to 0 and the normalisation divides 0 by 0. "
+                "Work with log-densities and normalise them with the log-sum-exp trick "
+                "(subtract each row's largest log-density before exponentiating)."
+            )
+        expected = responsibilities(points, weights, variances)
+        error = (got - expected).abs().max().item()
+        if error <= 1e-8:
+            continue
+        if (got.sum(1) - 1).abs().max() > 1e-6:
+            hint = " Your rows do not sum to 1: normalise over the components k."
+        elif torch.allclose(
+            got, responsibilities(points, torch.full_like(weights, 1 / K), variances)
+        ):
+            hint = " You left out the mixing weights π_k."
+        elif torch.allclose(got, responsibilities(points, weights, variances.sqrt())):
             hint = " You used σ where σ² belongs: `variances` already holds σ²."
+        elif torch.allclose(got, responsibilities(points, weights, variances, constant=False)):
+            hint = (
+                " You dropped the Gaussian's normalising constant (2πσ_k²)^(−d/2): the σ_k "
+                "differ between components, so it does not cancel in the ratio."
+            )
         else:
-            hint = " Use p(z=k|x) = π_k N(x|μ_k, σ_k² I) / Σ_j π_j N(x|μ_j, σ_j² I)."
-        raise ExerciseError(f"your responsibilities are off by up to {error:.3g}.{hint}")
-    print("check_e_step: correct; your responsibilities match.")
+            hint = (
+                " Each responsibility is π_k N(x | μ_k, σ_k² I) divided by the sum of these "
+                "over k; check the exponent (squared distance over 2σ_k²) and the constant."
+            )
+        raise ExerciseError(f"for {name} your responsibilities are off by up to {error:.3g}.{hint}")
+    print("check_e_step: correct, and stable for points far from every mean.")

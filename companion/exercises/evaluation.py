@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from companion.exercises._common import (
     ExerciseError,
     _as_tensor,
+    _call,
     _close,
     _generator,
     _near,
@@ -38,7 +39,7 @@ def check_bits_per_dim(fn: Callable[[torch.Tensor, tuple[int, ...]], float]) -> 
     ]
     for nll, shape in cases:
         got = _scalar(
-            fn(nll.clone(), shape), "your bits per dimension", " (the mean over examples)"
+            _call(fn, nll.clone(), shape), "your bits per dimension", " (the mean over examples)"
         )
         D = math.prod(shape)
         expected = nll.mean().item() / (D * math.log(2))
@@ -59,7 +60,10 @@ def check_bits_per_dim(fn: Callable[[torch.Tensor, tuple[int, ...]], float]) -> 
         elif _near(got, -expected):
             hint = " It has the wrong sign: nll holds −log p(x), already positive."
         else:
-            hint = " Average nll over the images, then divide by C·H·W · ln 2."
+            hint = (
+                " Check the three steps: the mean over the images, per dimension (every "
+                "channel and pixel), and from nats to bits."
+            )
         raise ExerciseError(
             f"for {len(nll)} images of shape {shape} your answer is {got:.6g}, expected "
             f"{expected:.6g}.{hint}"
@@ -92,13 +96,13 @@ def check_chain_rule_log_prob(
     extreme_b[0] = 60.0  # x_0 = 0 has log-probability −60, not −inf
     cases = [("all 64 vectors", W, b), ("logits up to ±60", extreme_W, extreme_b)]
     for name, Wc, bc in cases:
-        got = _as_tensor(fn(x_all.clone(), Wc.clone(), bc.clone()), "your log p(x)")
+        got = _as_tensor(_call(fn, x_all.clone(), Wc.clone(), bc.clone()), "your log p(x)")
         _shape(got, (2**D,), "your log p(x)", " Sum over the D variables: one value per row.")
         if not torch.isfinite(got).all():
             raise ExerciseError(
                 f"your log p(x) has inf or NaN for {name}: σ(a) rounds to 1 for a > 37, so "
-                "log(1 − σ(a)) is log 0. Use log σ(a) = F.logsigmoid(a) and "
-                "log(1 − σ(a)) = F.logsigmoid(−a)."
+                "1 − σ(a) underflows to 0 and its log is −inf. Compute log σ(a) and "
+                "log(1 − σ(a)) without forming σ(a) first (logsigmoid, or softplus)."
             )
         expected = log_prob(x_all, Wc, bc)
         if _close(got, expected, 1e-9):
@@ -107,14 +111,14 @@ def check_chain_rule_log_prob(
         if _close(got, log_prob(x_all, Wc, bc, lower=D), 1e-9):
             hint = (
                 " You used all of W, so x_d is predicted from itself and from later variables; "
-                "keep only W[d, :d], e.g. torch.tril(W, -1)."
+                "keep only the entries below the diagonal, W[d, j] for j < d."
             )
         elif _close(got, log_prob(x_all, Wc, bc, lower=0), 1e-9):
-            hint = " You kept the diagonal of W: x_d then predicts itself. Use torch.tril(W, -1)."
+            hint = " You kept the diagonal of W: x_d then predicts itself; keep only j < d."
         elif _close(got, log_prob(x_all, Wc, bc, transpose=True), 1e-9):
             hint = (
-                " The logit of x_d uses row d of W: a = x @ torch.tril(W, -1).T + b, not "
-                "x @ torch.tril(W, -1)."
+                " You used column d of W for the logit of x_d; it uses row d, W[d, j] for "
+                "j < d: mind the transpose in the matrix product."
             )
         elif _close(got, expected / D, 1e-9):
             hint = " You averaged over the D variables; the log-probabilities add."
@@ -168,7 +172,7 @@ def check_made_masks(fn: Callable[[list[torch.Tensor]], list[torch.Tensor]]) -> 
         hidden = [torch.randint(1, D, (h,), generator=g) for h in widths]
         cases.append((name, [inputs, *hidden]))
     for name, degrees in cases:
-        answer = fn([m.clone() for m in degrees])
+        answer = _call(fn, [m.clone() for m in degrees])
         expected = _reference_masks(degrees)
         if not isinstance(answer, (list, tuple)) or len(answer) != len(expected):
             count = len(answer) if isinstance(answer, (list, tuple)) else type(answer).__name__
@@ -250,7 +254,7 @@ def check_masked_conv_mask(fn: Callable[[int, str], torch.Tensor]) -> None:
     for k in (3, 5, 7):
         c = k // 2
         for mask_type in ("A", "B"):
-            got = _as_tensor(fn(k, mask_type), f"your {k}×{k} mask")
+            got = _as_tensor(_call(fn, k, mask_type), f"your {k}×{k} mask")
             if got.numel() == k * k and tuple(got.shape[-2:]) == (k, k):
                 got = got.reshape(k, k)  # (1, 1, k, k) is fine too
             _shape(got, (k, k), f"your {k}×{k} mask of type {mask_type}")
@@ -270,7 +274,10 @@ def check_masked_conv_mask(fn: Callable[[int, str], torch.Tensor]) -> None:
             elif torch.equal(got[c + 1 :], torch.ones(k - c - 1, k, dtype=torch.float64)):
                 hint = " The rows below the centre come later in raster order: zero them."
             else:
-                hint = " Keep rows i < k//2, and in row k//2 the columns j < k//2 (≤ for type B)."
+                hint = (
+                    " In raster order the pixels before the centre are the rows above it and, "
+                    "in its own row, the pixels to its left; only type B keeps the centre."
+                )
             n_bad = int((got != expected).sum())
             raise ExerciseError(
                 f"your {k}×{k} mask of type {mask_type} is wrong in {n_bad} entries.{hint}"

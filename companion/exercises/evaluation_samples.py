@@ -14,6 +14,7 @@ import torch
 from companion.exercises._common import (
     ExerciseError,
     _as_tensor,
+    _call,
     _close,
     _generator,
     _scalar,
@@ -39,7 +40,7 @@ def check_parzen_log_likelihood(
     for name, m, n, d, sigma in cases:
         x = torch.rand(m, d, generator=g, dtype=torch.float64)
         s = torch.rand(n, d, generator=g, dtype=torch.float64)
-        got = _as_tensor(fn(x.clone(), s.clone(), sigma), "your log-density")
+        got = _as_tensor(_call(fn, x.clone(), s.clone(), sigma), "your log-density")
         hint = (
             " It looks like one value per sample; average over the samples."
             if got.shape == (n,)
@@ -69,7 +70,10 @@ def check_parzen_log_likelihood(
                 "the mean of the kernels: logsumexp − log n."
             )
         else:
-            hint = " log p̂(x) = logsumexp_i(−‖x − s_i‖²/(2σ²)) − log n − (d/2) log(2πσ²)."
+            hint = (
+                " The log-density is the log of the average over the samples of the "
+                "Gaussian kernels N(x; s_i, σ² I); check the exponent, the constant, the average."
+            )
         raise ExerciseError(f"for {name} your log-density is off by up to {error:.3g}.{hint}")
     print("check_parzen_log_likelihood: correct and finite in 784 dimensions.")
 
@@ -85,7 +89,7 @@ def check_nearest_distances(fn: Callable[[torch.Tensor, torch.Tensor], torch.Ten
     reference = torch.rand(50, 784, generator=g, dtype=torch.float64)
     queries = torch.rand(8, 784, generator=g, dtype=torch.float64)
     queries[:3] = reference[[4, 17, 31]]  # three copies of training images
-    got = _as_tensor(fn(queries.clone(), reference.clone()), "your distances")
+    got = _as_tensor(_call(fn, queries.clone(), reference.clone()), "your distances")
     hint = ""
     if got.shape == (50,):
         hint = " That is one value per reference row; return one per query."
@@ -105,7 +109,7 @@ def check_nearest_distances(fn: Callable[[torch.Tensor, torch.Tensor], torch.Ten
         elif _close(got, pairwise.max(1).values, 1e-5):
             hint = " That is the farthest row; take the minimum."
         else:
-            hint = " Use torch.cdist(queries, reference).min(1).values."
+            hint = " Each query's answer is its Euclidean distance to the closest reference row."
         raise ExerciseError(f"your distances are off by up to {error:.3g}.{hint}")
     print("check_nearest_distances: correct; the 3 copied images are at distance 0.")
 
@@ -138,7 +142,7 @@ def check_knn_precision(fn: Callable[[torch.Tensor, torch.Tensor, int], float]) 
         return sum(inside) / len(inside)
 
     got = _scalar(
-        fn(real.clone(), generated.clone(), k), "your precision", " (the mean over examples)"
+        _call(fn, real.clone(), generated.clone(), k), "your precision", " (the mean over examples)"
     )
     expected = coverage(generated, real, k)
     if abs(got - expected) > 1e-9:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from companion.exercises._common import (
     ExerciseError,
     _as_tensor,
+    _call,
     _close,
     _generator,
     _scalar,
@@ -31,7 +32,7 @@ def check_optimal_discriminator(
     p_model = torch.rand(12, generator=g, dtype=torch.float64)
     p_model[0] = 0.0  # only data here: D* = α
     for alpha, beta in ((1.0, 0.0), (0.9, 0.0), (0.8, 0.2)):
-        got = _as_tensor(fn(p_data.clone(), p_model.clone(), alpha, beta), "your D*")
+        got = _as_tensor(_call(fn, p_data.clone(), p_model.clone(), alpha, beta), "your D*")
         expected = (alpha * p_data + beta * p_model) / (p_data + p_model)
         if got.shape != expected.shape:
             raise ExerciseError(
@@ -70,11 +71,13 @@ def check_discriminator_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
     real = 2 * torch.randn(16, generator=g, dtype=torch.float64)
     fake = 2 * torch.randn(16, generator=g, dtype=torch.float64) - 1
     real[0], fake[0] = -50.0, 50.0  # a confidently wrong D: stable formulas needed
-    got = _scalar(fn(real.clone(), fake.clone()), "your loss")
+    got = _scalar(_call(fn, real.clone(), fake.clone()), "your loss")
     if not math.isfinite(got):
         raise ExerciseError(
-            "your loss is inf or NaN for logits of ±50; compute log σ(a) as -softplus(-a) "
-            "(or use F.binary_cross_entropy_with_logits) instead of log(sigmoid(a))."
+            "your loss is inf or NaN for logits of ±50: σ(−50) underflows to about 2e-22 "
+            "in float32 and σ(50) rounds to 1, so a log of σ or of 1 − σ is log 0. Compute "
+            "log σ(a) and log(1 − σ(a)) without forming σ(a): softplus (or logsigmoid) "
+            "stays finite."
         )
     ones, zeros = torch.ones_like(real), torch.zeros_like(fake)
     real_term = F.binary_cross_entropy_with_logits(real, ones).item()
@@ -90,8 +93,13 @@ def check_discriminator_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
             1 + abs(expected)
         ):  # fmt: skip
             hint = " You swapped the targets: data are labelled 1 and samples 0."
+        elif abs(got - expected * len(real)) < 1e-6 * (1 + abs(expected * len(real))):
+            hint = " It is B times too large: average each batch, do not sum it."
         else:
-            hint = " Use BCE(real_logits, 1) + BCE(fake_logits, 0), each averaged over its batch."
+            hint = (
+                " The loss is the cross-entropy of the real logits with target 1 plus that "
+                "of the fake logits with target 0, each averaged over its batch."
+            )
         raise ExerciseError(f"your loss is {got:.6g}, expected {expected:.6g}.{hint}")
     print("check_discriminator_loss: correct and stable.")
 
@@ -114,7 +122,7 @@ def check_js_divergence(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> No
 
     for p, q in cases:
         p, q = p.double(), q.double()
-        got = _scalar(fn(p.clone(), q.clone()), "your divergence")
+        got = _scalar(_call(fn, p.clone(), q.clone()), "your divergence")
         m = (p + q) / 2
         expected = 0.5 * kl(p, m) + 0.5 * kl(q, m)
         if not math.isfinite(got):
@@ -152,7 +160,7 @@ def check_mode_count(fn: Callable[[torch.Tensor, torch.Tensor, float], int]) -> 
     samples[1] = centers[0] + torch.tensor([5 * sigma, 0.0], dtype=torch.float64)  # 5σ: poor
     near_miss = centers[5] + torch.tensor([0.0, 3.5 * sigma], dtype=torch.float64)  # poor
     samples = torch.cat([samples, near_miss[None], torch.zeros(1, 2, dtype=torch.float64)])
-    got = _scalar(fn(samples.clone(), centers.clone(), sigma), "your count")
+    got = _scalar(_call(fn, samples.clone(), centers.clone(), sigma), "your count")
     distances = torch.cdist(samples, centers)
     nearest, index = distances.min(1)
     good = nearest <= 3 * sigma
@@ -183,7 +191,7 @@ def check_minibatch_features(fn: Callable[[torch.Tensor], torch.Tensor]) -> None
     g = _generator(3)
     M = torch.randn(6, 3, 4, generator=g, dtype=torch.float64) * 0.5
     M[1] = M[0]  # two identical examples: each contributes exp(0) = 1 to the other
-    got = _as_tensor(fn(M.clone()), "your features")
+    got = _as_tensor(_call(fn, M.clone()), "your features")
     l1 = (M[:, None] - M[None, :]).abs().sum(-1)  # (B, B, K)
     expected = torch.exp(-l1).sum(1) - 1.0
     if got.shape != expected.shape:
@@ -234,25 +242,63 @@ def check_gaussian_frechet(
         ("equal covariances", (mean_a, cov_a, mean_b, cov_a)),
     ]
     for name, args in cases:
-        got = _scalar(fn(*(t.clone() for t in args)), "your distance")
-        expected = reference(*args)
-        if abs(got - expected) > 1e-6 * (1 + abs(expected)):
-            ma, ca, mb, cb = args
-            mean_term = float((ma - mb).pow(2).sum())
-            if abs(got - mean_term) < 1e-6 * (1 + abs(mean_term)) and name != "equal covariances":
-                hint = " Only the means count in your answer; add the covariance term."
-            elif abs(got - expected**0.5) < 1e-6 * (1 + expected):
-                hint = " Return the squared distance (no final square root), as FID does."
-            elif (
-                abs(got - (mean_term + float(torch.trace(ca + cb - 2 * sqrt_psd(ca @ cb))))) < 1e-3
-            ):
-                hint = (
-                    " Σ_a Σ_b is not symmetric, so an eigh-based square root of it is wrong; "
-                    "use (Σ_a^½ Σ_b Σ_a^½)^½, which has the same trace as (Σ_a Σ_b)^½."
-                )
-            else:
-                hint = " Check each term: the squared mean difference, then the trace term."
+        got = _scalar(_call(fn, *(t.clone() for t in args)), "your distance")
+        if not math.isfinite(got):
             raise ExerciseError(
-                f"for {name} your distance is {got:.6g}, expected {expected:.6g}.{hint}"
+                f"for {name} your distance is {got}: a square root of a negative number. "
+                "Tensor.sqrt() takes the root of each entry, and covariances have negative "
+                "entries; a matrix square root goes through the eigendecomposition (clamp "
+                "eigenvalues that rounding made slightly negative)."
             )
+        expected = reference(*args)
+        if abs(got - expected) <= 1e-6 * (1 + abs(expected)):
+            continue
+        ma, ca, mb, cb = args
+        mean_term = float((ma - mb).pow(2).sum())
+        root_a, root_b = sqrt_psd(ca), sqrt_psd(cb)
+        middle = sqrt_psd(root_a @ cb @ root_a)
+        mistakes = [
+            (
+                mean_term if name != "equal covariances" else None,
+                " Only the means count in your answer; add the covariance term.",
+            ),
+            (expected**0.5, " Return the squared distance (no final square root), as FID does."),
+            (
+                mean_term**0.5 + float(torch.trace(ca + cb - 2 * middle)),
+                " The mean term is the squared distance ‖μ_a − μ_b‖², not the distance.",
+            ),
+            (
+                mean_term + float(torch.trace(ca + cb - middle)),
+                " The cross term is missing its factor 2.",
+            ),
+            (
+                mean_term + float(torch.trace(ca + cb - 2 * root_a @ cb @ root_a)),
+                " Σ_a^½ Σ_b Σ_a^½ needs its own square root before the trace.",
+            ),
+            (
+                mean_term + float(torch.trace(ca + cb - 2 * root_a @ root_b)),
+                " Σ_a^½ Σ_b^½ equals (Σ_a^½ Σ_b Σ_a^½)^½ only when the two covariances "
+                "commute, and here they do not.",
+            ),
+            (
+                mean_term + float(torch.trace(ca + cb - 2 * sqrt_psd(ca @ cb))),
+                " Σ_a Σ_b is not symmetric, so an eigh-based square root of it is wrong; "
+                "the symmetric product Σ_a^½ Σ_b Σ_a^½ has the same trace of square root.",
+            ),
+            (
+                mean_term + float(torch.trace(ca + cb + 2 * middle)),
+                " The trace term subtracts twice the square root; you added it.",
+            ),
+        ]
+        hint = next(
+            (
+                text
+                for value, text in mistakes
+                if value is not None and abs(got - value) < 1e-4 * (1 + abs(value))
+            ),
+            " Check the mean term, then each part of the trace term.",
+        )
+        raise ExerciseError(
+            f"for {name} your distance is {got:.6g}, expected {expected:.6g}.{hint}"
+        )
     print("check_gaussian_frechet: correct, including a Gaussian against itself (0).")

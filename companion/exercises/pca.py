@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from companion.exercises._common import ExerciseError, _as_tensor
+from companion.exercises._common import ExerciseError, _as_tensor, _call
 
 
 def _exercise_data(n: int = 200, d: int = 6, seed: int = 0) -> torch.Tensor:
@@ -33,7 +33,7 @@ def check_pca_projection(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> Non
     X = _exercise_data()
     n, d = X.shape
     k = 3
-    Z = _as_tensor(fn(X.clone(), k), "your function's result")
+    Z = _as_tensor(_call(fn, X.clone(), k), "your function's result")
     if tuple(Z.shape) != (n, k):
         hint = (
             " It looks transposed: return one row per sample."
@@ -80,7 +80,7 @@ def check_reconstruction_error(fn: Callable[[torch.Tensor, int], float]) -> None
     X = _exercise_data(seed=1)
     n, d = X.shape
     for k in (1, 3, d):
-        got = _as_tensor(fn(X.clone(), k), f"your result for k={k}")
+        got = _as_tensor(_call(fn, X.clone(), k), f"your result for k={k}")
         if got.numel() != 1:
             raise ExerciseError(
                 f"for k={k} your function returned shape {tuple(got.shape)}; return one number, "

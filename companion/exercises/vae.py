@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from companion.exercises._common import ExerciseError, _as_tensor, _close, _generator, _shape
+from companion.exercises._common import ExerciseError, _as_tensor, _call, _close, _generator, _shape
 
 
 def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -19,7 +19,7 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
     B, L = 6, 4
     mu = torch.randn(B, L, generator=g, dtype=torch.float64)
     logvar = torch.randn(B, L, generator=g, dtype=torch.float64)
-    got = _as_tensor(fn(mu.clone(), logvar.clone()), "your KL")
+    got = _as_tensor(_call(fn, mu.clone(), logvar.clone()), "your KL")
     hint = " Sum over the latent dimensions (dim=1)." if got.shape == (B, L) else ""
     _shape(got, (B,), "your KL", hint)
 
@@ -37,8 +37,13 @@ def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
             hint = " You used σ where σ² belongs: exp(logvar) is already the variance."
         elif _close(got, kl(mu, logvar, logvar.abs().log())):
             hint = " logvar is log σ²: the variance is logvar.exp(), not logvar."
+        elif _close(got, expected / L):
+            hint = " You averaged over the latent dimensions; the KL of independent ones adds."
         else:
-            hint = " Use ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²)."
+            hint = (
+                " Check each term of the closed form of the exercise above (the mean term, "
+                "the variance, the log-variance and the constant) and the factor in front."
+            )
         raise ExerciseError(f"your KL is off by up to {error:.3g}.{hint}")
     print("check_gaussian_kl: correct.")
 
@@ -52,7 +57,12 @@ def check_reparameterize(
     mu = torch.randn(B, L, generator=g, dtype=torch.float64, requires_grad=True)
     logvar = torch.randn(B, L, generator=g, dtype=torch.float64, requires_grad=True)
     eps = torch.randn(B, L, generator=g, dtype=torch.float64)
-    out = fn(mu, logvar, eps.clone())
+    out = _call(fn, mu, logvar, eps.clone())
+    if isinstance(out, torch.Tensor) and (mu.grad is not None or logvar.grad is not None):
+        raise ExerciseError(
+            "your function calls backward() itself; return the sample and let the caller "
+            "differentiate the loss built from it."
+        )
     got = _as_tensor(out, "your sample")
     _shape(got, (B, L), "your sample")
     with torch.no_grad():
@@ -62,16 +72,20 @@ def check_reparameterize(
             if _close(got, mu + logvar.exp() * eps):
                 hint = " You scaled ε by the variance; scale it by σ = exp(logvar / 2)."
             elif _close(got, mu + logvar * eps):
-                hint = " logvar is log σ²: σ = exp(logvar / 2)."
+                hint = " logvar is log σ², not σ: turn it into a standard deviation first."
+            elif _close(got, mu + (0.5 * logvar).exp()):
+                hint = " You left out ε: the noise is what makes z a sample."
+            elif _close(got, mu + (-0.5 * logvar).exp() * eps):
+                hint = " You divided ε by σ; the sample scales the noise by σ."
             else:
-                hint = " z = mu + exp(0.5 * logvar) * eps."
+                hint = " Scale the standard normal noise by σ and shift it by μ."
             raise ExerciseError(f"your sample is off by up to {error:.3g}.{hint}")
     if not isinstance(out, torch.Tensor) or not out.requires_grad:
         raise ExerciseError(
             "your sample carries no gradient to mu and logvar; build it from them with torch "
             "operations (no .detach(), no torch.no_grad(), no conversion to numpy)."
         )
-    out.sum().backward()
+    _call(lambda: out.sum().backward())
     if mu.grad is None or logvar.grad is None:
         raise ExerciseError("the gradient does not reach both mu and logvar.")
     print("check_reparameterize: correct, and gradients reach mu and logvar.")
@@ -86,13 +100,15 @@ def check_iwae_bound(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     g = _generator(2)
     k, B = 50, 4
     log_weights = -1000 + 5 * torch.randn(k, B, generator=g, dtype=torch.float64)
-    got = _as_tensor(fn(log_weights.clone()), "your bound")
+    got = _as_tensor(_call(fn, log_weights.clone()), "your bound")
     hint = " It looks transposed; the samples are along dim 0." if got.shape == (k,) else ""
     _shape(got, (B,), "your bound", hint)
     if not torch.isfinite(got).all():
         raise ExerciseError(
-            "your bound is -inf or NaN: exp(-1000) underflows to 0 even in float64. Subtract the "
-            "maximum before exponentiating, or use torch.logsumexp(log_weights, 0)."
+            "your bound is -inf or NaN: exp(-1000) underflows to 0 even in float64, so the "
+            "average of the weights is 0 and its log −inf. Use the log-sum-exp trick: take "
+            "out each example's largest log-weight before exponentiating, add it back after "
+            "the log."
         )
     expected = torch.logsumexp(log_weights, 0) - math.log(k)
     if not _close(got, expected, 1e-9):
@@ -104,8 +120,16 @@ def check_iwae_bound(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
                 " That is the mean of the log-weights, the ordinary ELBO estimate; the bound "
                 "averages the weights first and takes the log after."
             )
+        elif _close(got, log_weights.max(0).values, 1e-9):
+            hint = (
+                " That is the largest log-weight alone: after taking it out, add back the log "
+                "of the average of the exponentials of what is left."
+            )
         else:
-            hint = " L_k = logsumexp(log_weights, dim 0) − log k."
+            hint = (
+                " The bound is the log of the average over the k samples of the weights "
+                "exp(log w_s), per example."
+            )
         raise ExerciseError(f"your bound is off by up to {error:.3g}.{hint}")
     print("check_iwae_bound: correct and stable.")
 
@@ -119,7 +143,7 @@ def check_gaussian_log_likelihood(
     x = torch.rand(B, D, generator=g, dtype=torch.float64)
     mean = torch.rand(B, D, generator=g, dtype=torch.float64)
     logvar = -1.5
-    got = _as_tensor(fn(x.clone(), mean.clone(), logvar), "your log-likelihood")
+    got = _as_tensor(_call(fn, x.clone(), mean.clone(), logvar), "your log-likelihood")
     _shape(got, (B,), "your log-likelihood", " Sum over the pixels, one value per example.")
     sq = (x - mean).pow(2).sum(1)
 
@@ -139,8 +163,13 @@ def check_gaussian_log_likelihood(
             hint = " You used σ where σ² belongs: the variance is exp(logvar)."
         elif _close(got, -expected):
             hint = " It has the wrong sign: return the log-likelihood, not the loss."
+        elif _close(got, expected / D):
+            hint = " You averaged over the pixels; the log-density of independent pixels adds."
         else:
-            hint = " log N = −‖x − mean‖² / (2σ²) − (D/2) log(2πσ²)."
+            hint = (
+                " Check both terms: the squared error over 2σ², and the normalising "
+                "constant, with σ² = exp(logvar)."
+            )
         raise ExerciseError(f"your log-likelihood is off by up to {error:.3g}.{hint}")
     print("check_gaussian_log_likelihood: correct.")
 
@@ -162,7 +191,7 @@ def check_score_function_gradient(
     def f(z: torch.Tensor) -> torch.Tensor:
         return (z.detach() - 3) ** 2
 
-    got = _as_tensor(fn(f, mu.clone(), sigma.clone(), eps.clone()), "your estimate")
+    got = _as_tensor(_call(fn, f, mu.clone(), sigma.clone(), eps.clone()), "your estimate")
     if got.numel() != 1:
         raise ExerciseError(
             f"your estimate has shape {tuple(got.shape)}; average over the draws to one number."
@@ -178,8 +207,15 @@ def check_score_function_gradient(
                 " That is the reparameterisation (pathwise) gradient, using f's slope; the "
                 "score-function estimator uses only f's values, times ∂ log q/∂μ."
             )
+        elif abs(value - ((z - mu) / sigma**2).mean().item()) < 1e-6 * (1 + abs(value)):
+            hint = " You averaged the score alone; each draw's score is weighted by f(z)."
+        elif abs(value + expected.item()) < 1e-6 * (1 + abs(value)):
+            hint = " It has the wrong sign: check the derivative of log q in μ."
         else:
-            hint = " Average f(z) (z − μ)/σ² over the draws."
+            hint = (
+                " The estimator averages f(z) times the score ∂ log q(z)/∂μ over the draws; "
+                "check the score of a Gaussian in its mean."
+            )
         raise ExerciseError(f"your estimate is {value:.5g}, expected {expected.item():.5g}.{hint}")
     print(
         f"check_score_function_gradient: correct ({expected.item():.3f}; the exact gradient "
@@ -197,7 +233,7 @@ def check_active_units(fn: Callable[[torch.Tensor], int]) -> None:
     N = 400
     scales = torch.tensor([1.0, 0.5, 0.2, 0.05, 0.08, 0.001, 0.3, 0.0, 0.15], dtype=torch.float64)
     means = torch.randn(N, len(scales), generator=g, dtype=torch.float64) * scales + 2.0
-    got = _as_tensor(fn(means.clone()), "your count")
+    got = _as_tensor(_call(fn, means.clone()), "your count")
     if got.numel() != 1:
         raise ExerciseError(
             f"your count has shape {tuple(got.shape)}; return one number, the count of "
@@ -214,6 +250,9 @@ def check_active_units(fn: Callable[[torch.Tensor], int]) -> None:
         elif got == len(scales) - expected:
             hint = " You counted the inactive dimensions."
         else:
-            hint = " Count the columns j with means[:, j].var() > 0.01."
+            hint = (
+                " A dimension is active when its encoder mean varies across the examples: "
+                "variance over the N examples above 0.01."
+            )
         raise ExerciseError(f"your count is {got:g}, expected {expected}.{hint}")
     print(f"check_active_units: correct ({expected} of {len(scales)} dimensions are active).")
