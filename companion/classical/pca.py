@@ -184,11 +184,12 @@ class PCA(ParamsMixin):
         signs = xp.sign(V[xp.arange(k), biggest])
         signs[signs == 0] = 1
         components = _as(V * signs[:, None], A.dtype)  # (k, d)
-        codes = A @ components.T  # (n, k)
-        if not centred_first:
-            codes = codes - m @ components.T
-        codes = _as(codes, f64)
-        variances = (codes * codes).sum(0) / (n - 1)
+        shift = 0 if centred_first else m @ components.T  # (k,): the mean's codes
+        variances = 0
+        for start in range(0, n, CODES_CHUNK):  # chunks stay in cache; no (n, k) float64 copy
+            codes = _as(A[start : start + CODES_CHUNK] @ components.T - shift, f64)  # (rows, k)
+            variances = variances + (codes * codes).sum(0)
+        variances = variances / (n - 1)
         if on_cpu:
             components = torch.from_numpy(np.ascontiguousarray(components))
             variances = torch.from_numpy(variances)
@@ -320,6 +321,11 @@ class PCA(ParamsMixin):
     def score(self, X: Any, y: Any = None) -> float:
         """Average log-likelihood of the samples in X (nats); ``y`` is ignored."""
         return float(torch.as_tensor(self._score_samples(X, "score")).mean())
+
+
+# Rows of X projected at a time when the variances are refined: a few thousand rows
+# keep the product's operands in cache.
+CODES_CHUNK = 8192
 
 
 def _use_numpy(X: torch.Tensor) -> bool:
