@@ -424,17 +424,18 @@ def check_is_fitted(estimator: Any, attributes: str | list[str], *, method: str 
         )
 
 
-def check_positive_int(value: Any, *, name: str, minimum: int = 1) -> int:
+def check_positive_int(value: Any, *, name: str, minimum: int = 1, hint: str = "") -> int:
     """Check an integer parameter such as ``n_components``, ``max_iter`` or ``epochs``.
 
     The one rule of the package, scikit-learn's: a value of the wrong type (a float
     such as ``2.0``, a string, ``True``/``False``, None) raises ``TypeError``; an
     integer (Python or NumPy) below ``minimum`` raises ``ValueError``. Every integer
     parameter of ``companion`` is checked here, so both cases raise the same types
-    everywhere. Returns the value as a Python ``int``.
+    everywhere. ``hint`` is appended to the message (another value that is accepted, say).
+    Returns the value as a Python ``int``.
     """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}={value!r} must be an integer >= {minimum}.")
+        raise TypeError(f"{name}={value!r} must be an integer >= {minimum}{hint}.")
     if value < minimum:
-        raise ValueError(f"{name}={value} must be >= {minimum}.")
+        raise ValueError(f"{name}={value} must be >= {minimum}{hint}.")
     return int(value)

@@ -203,7 +203,7 @@ def test_batch_transform_and_dataloader_input():
 
 
 def test_bad_hyperparameters_are_named():
-    with pytest.raises(ValueError, match=r"epochs=0 must be a positive integer"):
+    with pytest.raises(ValueError, match=r"epochs=0 must be >= 1"):
         Trainer(NoisyRegressor(), epochs=0)
     with pytest.raises(ValueError, match=r"lr=-1 must be positive"):
         Trainer(NoisyRegressor(), lr=-1)

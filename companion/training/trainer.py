@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from companion._validation import check_finite, values_checked
+from companion._validation import check_finite, check_positive_int, values_checked
 from companion.errors import TrainingDivergedError
 from companion.runtime import resolve_device, seed_everything
 from companion.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
@@ -138,13 +138,13 @@ class Trainer:
                 f"{type(model).__name__} has neither loss(batch) nor train_step(batch, "
                 "optimizers); define loss(batch) returning {'loss': scalar, ...}."
             )
-        _check_count(epochs, "epochs")
-        _check_count(batch_size, "batch_size")
+        check_positive_int(epochs, name="epochs")
+        check_positive_int(batch_size, name="batch_size")
         if checkpoint_every is not None:
-            _check_count(
+            check_positive_int(
                 checkpoint_every,
-                "checkpoint_every",
-                " (save every that many epochs) or None (save after the last epoch only)",
+                name="checkpoint_every",
+                hint=" (save every that many epochs) or None (save after the last epoch only)",
             )
         if lr is not None and not lr > 0:
             raise ValueError(f"lr={lr} must be positive, e.g. lr=1e-3.")
@@ -438,15 +438,6 @@ class Trainer:
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
-
-
-def _check_count(value: Any, name: str, alternative: str = "") -> None:
-    """The package's rule for integers: TypeError for a wrong type (a float or a bool
-    included), ValueError for an integer below 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}={value!r} must be a positive integer{alternative}.")
-    if value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer{alternative}.")
 
 
 def _reject_ignored_options(
