@@ -346,7 +346,7 @@ CASES = [
     pytest.param(hashing_binarizer, ValueError, ("binarize='sign'", "'straight_through'"), id="hashing-binarizer"),  # noqa: E501
     pytest.param(denoising_level, ValueError, ("level=1.5", "[0, 1]"), id="denoising-level"),
     # trainer and checkpoints
-    pytest.param(trainer_batch_size, ValueError, ("batch_size=0", "positive integer"), id="trainer-batch-size"),  # noqa: E501
+    pytest.param(trainer_batch_size, ValueError, ("batch_size=0", "must be >= 1"), id="trainer-batch-size"),  # noqa: E501
     pytest.param(trainer_ragged_tuple, ValueError, ("train_data[1] has 5 rows", "same length"), id="trainer-ragged-tuple"),  # noqa: E501
     pytest.param(trainer_empty, ValueError, ("train_data is empty", "at least one example"), id="trainer-empty"),  # noqa: E501
     pytest.param(trainer_numpy, TypeError, ("train_data is a NumPy array", "torch.from_numpy"), id="trainer-numpy"),  # noqa: E501
