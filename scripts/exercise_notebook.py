@@ -45,8 +45,17 @@ page written in MyST, so a new chapter needs no hand work):
 
   What is left of the ``{solution}`` directive (the explanation, other
   versions of the code) stays in a dropdown markdown cell after the code, a
-  manually graded answer worth 1 point if the exercise asks a question (has a
-  "?"), else 0 points: it exists so that the release does not show it.
+  manually graded answer worth 1 point if the exercise asks a question or asks
+  the student to show something ("?" or "show that"), else 0 points: it exists so
+  that the release does not show it.
+* **Hidden tests** (added by hand to the check cells of graded chapters): a region
+  ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` with fixed cases whose
+  expected values were computed independently (not by ``companion.exercises``).
+  The book shows them; nbgrader's release and ``make student`` drop them, and
+  ``nbgrader autograde`` restores and runs them (book/instructors/assigning.md).
+* **Points and time** are shown to students: each exercise statement starts with
+  "*(N points, about A–B min)*", written from the nbgrader metadata and
+  book/instructors/exercise_times.md by ``scripts/exercise_points.py``.
 
 Grade ids are the directive labels: ``<exercise label>-solution`` and
 ``<exercise label>-check`` for the code cells, the ``{solution}`` label for the

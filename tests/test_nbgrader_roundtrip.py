@@ -129,6 +129,8 @@ def test_release_has_stubs_and_no_solution_code(course):
     release_lines = {line.strip() for line in code.split("\n")}
     assert [line for line in solution if line in release_lines] == []
     assert "### BEGIN SOLUTION" not in code
+    assert "BEGIN HIDDEN TESTS" not in code and "END HIDDEN TESTS" not in code
+    assert sum(c.source.count("### BEGIN HIDDEN TESTS") for c in original.cells) >= 1
     n_regions = sum(c.source.count("### BEGIN SOLUTION") for c in original.cells)
     assert code.count("# YOUR CODE HERE\n") == n_regions
     assert code.count("raise NotImplementedError()") == n_regions

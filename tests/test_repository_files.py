@@ -183,3 +183,23 @@ def test_constraints_pin_torch_but_the_package_does_not():
 def test_licences_name_code_and_text():
     text = (ROOT / "LICENSE").read_text()
     assert "MIT License" in text and "CC BY 4.0" in text
+
+
+def test_package_data_ships_every_weight_and_record():
+    """The wheel must carry what companion.pretrained reads (a student has no clone)."""
+    from fnmatch import fnmatch
+
+    data = PYPROJECT["tool"]["setuptools"]["package-data"]
+    shipped = ROOT / "companion" / "pretrained"
+    files = [p for p in shipped.rglob("*") if p.is_file() and p.suffix in {".pt", ".json"}]
+    assert len(files) >= 10
+    for path in files:
+        covered = any(
+            path.is_relative_to(ROOT / package.replace(".", "/"))
+            and any(
+                fnmatch(path.relative_to(ROOT / package.replace(".", "/")).as_posix(), pattern)
+                for pattern in patterns
+            )
+            for package, patterns in data.items()
+        )
+        assert covered, f"{path.relative_to(ROOT)} is not in [tool.setuptools.package-data]"
