@@ -284,7 +284,11 @@ def check_site(
             )
             result.failures.extend(
                 expected_checks(
-                    data, base, features, launch if features.is_notebook else {}, student
+                    data,
+                    base,
+                    features,
+                    launch if features.is_notebook and source.suffix == ".ipynb" else {},
+                    student,
                 )
             )
             result.failures.extend(f"failed to load: {b}" for b in broken)
