@@ -287,7 +287,12 @@ def check_site(
                     data,
                     base,
                     features,
-                    launch if features.is_notebook and source.suffix == ".ipynb" else {},
+                    # a MyST text notebook (.md in the book) is not in the Jupyter edition:
+                    # it has no launch buttons
+                    launch
+                    if features.is_notebook
+                    and not (source_root / f"{page_info.docname}.md").exists()
+                    else {},
                     student,
                 )
             )

@@ -39,7 +39,7 @@ def drop_launch_buttons_of_text_notebooks(app, pagename, templatename, context, 
     """Pages written as MyST text notebooks (``.md`` with a kernelspec: the theory pages,
     which run code to draw their figures) are not in the Jupyter edition, which holds the
     ``.ipynb`` notebooks; Colab and Binder cannot open the ``.md``, so no launch button."""
-    if not context.get("sourcename", "").endswith((".md", ".md.txt")):
+    if Path(app.env.doc2path(pagename)).suffix != ".md":
         return
     buttons = context.get("header_buttons")
     if buttons:
