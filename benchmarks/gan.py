@@ -83,17 +83,21 @@ def long_runs(
     cache: Path,
     *,
     new_runs: bool = True,
+    recorded: list[dict] = (),
 ) -> dict:
     """Longer runs of some tricks, scored along the way (one run per mixture, trick and
     seed; the learning rate decays after 80 % of ``steps``, as in the short runs).
     Finished runs are kept in ``cache`` (JSON lines), so the benchmark resumes."""
     key = (steps, tuple(eval_at))
     done = {}
+    # runs already in the committed record (a fresh clone has no cache), then the cache
+    lines = [json.dumps(r) for r in recorded]
     if cache.exists():
-        for line in cache.read_text().splitlines():
-            r = json.loads(line)
-            if (r["steps"], tuple(r.get("eval_at", ()))) == key:
-                done[(r["mixture"], r["trick"], r["seed"])] = r
+        lines += cache.read_text().splitlines()
+    for line in lines:
+        r = json.loads(line)
+        if (r["steps"], tuple(r.get("eval_at", ()))) == key:
+            done[(r["mixture"], r["trick"], r["seed"])] = r
     jobs = [
         (m, t, s, steps, tuple(eval_at))
         for s in range(seeds)
@@ -316,6 +320,7 @@ def main() -> None:
         args.workers,
         args.long_cache,
         new_runs=not args.summarise_only,
+        recorded=results.get("long_runs", {}).get("runs", []),
     )
     results["long_runs"]["machine"] = machine_info(device)
     results["long_runs"]["command"] = (
