@@ -127,8 +127,12 @@ def main() -> int:
     load_before = os.getloadavg()
     rows: dict[str, dict] = {}
     failures = []
+    student_workers = None
     if args.from_builds:
         args.modes = ["full", "fast"]
+        student_report = ROOT / "_build" / "student-env" / "report.json"
+        if student_report.exists():
+            student_workers = json.loads(student_report.read_text()).get("workers", 1)
         rows, failures = from_builds(
             notebooks,
             ROOT / "_build" / "notebook_runs.json",
@@ -161,6 +165,14 @@ def main() -> int:
         "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
         "command": "python benchmarks/notebooks.py "
         + ("--from-builds" if args.from_builds else "--modes " + " ".join(args.modes)),
+        "conditions": (
+            "read from the runs of make book (full) and make student-env (fast, "
+            f"{student_workers} notebooks at once), which CI runs side by side: the times "
+            "include the machine shared with the other run; `--modes full fast` times "
+            "each notebook alone"
+            if args.from_builds
+            else "each notebook executed alone, one after the other"
+        ),
         "notebooks": rows,
         "chapters": chapters,
         "book": {**totals, "full_budget_s": BOOK_BUDGET_S, "full_within_budget": book_ok},

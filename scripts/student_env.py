@@ -13,10 +13,18 @@ it. This script reproduces that:
    ranges as a student's pip would;
 3. build the Jupyter edition (``scripts/jupyter_edition.py``: the notebooks as
    Colab shows them);
-4. for each notebook: uninstall the companion, copy the notebook alone into an
-   empty temporary folder and execute it there in fast mode, with a stub
+4. for each notebook: copy it alone into an empty temporary folder and execute it
+   there in fast mode, with a stub
    ``google.colab`` module imported at the kernel's start, so that the install
-   cell's Colab path installs the wheel (``COMPANION_INSTALL_SOURCE``);
+   cell's Colab path installs the wheel (``COMPANION_INSTALL_SOURCE``). The companion
+   is uninstalled before the first notebook of each chapter that a worker runs, so
+   that every chapter's install cell installs the wheel for real; the chapter's other
+   notebooks run the same cell (``scripts/install_cell.py --check`` keeps the cells
+   identical), which then finds it installed, as on a Binder or local install. With
+   ``--workers N`` (default 2) N notebooks run at once, each worker in its own copy
+   of the environment, so that one worker's uninstall never meets another's
+   notebook; a notebook's time then includes its share of the machine with the
+   other worker (the report records N);
 5. print a table (seconds in all, seconds of the cells after the install cell,
    pass/fail, first error line) and write it to ``_build/student-env/report.json``
    and ``report.md``; the notebook timing report reads the fast-mode times from it.
@@ -24,6 +32,7 @@ it. This script reproduces that:
     python scripts/student_env.py                 # every notebook
     python scripts/student_env.py book/pca        # the notebooks under a folder
     python scripts/student_env.py --keep-venv     # reuse the environment of a previous run
+    python scripts/student_env.py --workers 1     # one notebook at a time (quiet timings)
 
 Exit status 1 if any notebook failed or the wheel is too large.
 """
@@ -34,11 +43,13 @@ import argparse
 import json
 import os
 import platform
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +140,22 @@ def create_venv(venv: Path, torch_index_url: str | None = None) -> Path:
     return python
 
 
+def worker_venvs(python: Path, workers: int) -> list[Path]:
+    """One interpreter per worker: the environment of ``python`` and copies of it.
+
+    A copy (``<venv>-<i>``) is only ever run as ``<copy>/bin/python -m ...``, which
+    finds its own site-packages, so the absolute paths in its scripts do not matter.
+    """
+    venv = python.parent.parent
+    pythons = [python]
+    for i in range(1, workers):
+        copy = venv.with_name(f"{venv.name}-{i}")
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(venv, copy, symlinks=True)
+        pythons.append(copy / "bin" / python.name)
+    return pythons
+
+
 def stub_folder(out: Path) -> Path:
     """A folder for PYTHONPATH whose sitecustomize.py puts google.colab in sys.modules."""
     folder = out / "colab-stub"
@@ -147,13 +174,19 @@ def first_error_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def execute(python: Path, notebook: Path, name: str, env: dict[str, str]) -> dict:
-    """Execute ``notebook`` alone in an empty folder; returns its row of the report."""
-    run(
-        [str(python), "-m", "pip", "uninstall", "--quiet", "-y", "companion"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def execute(
+    python: Path, notebook: Path, name: str, env: dict[str, str], *, fresh: bool = True
+) -> dict:
+    """Execute ``notebook`` alone in an empty folder; returns its row of the report.
+
+    ``fresh``: uninstall the companion first, so that the install cell installs it.
+    """
+    if fresh:
+        run(
+            [str(python), "-m", "pip", "uninstall", "--quiet", "-y", "companion"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     with tempfile.TemporaryDirectory(prefix="student-") as folder:
         copy = Path(folder) / notebook.name
         shutil.copy2(notebook, copy)
@@ -176,6 +209,7 @@ def execute(python: Path, notebook: Path, name: str, env: dict[str, str]) -> dic
         "notebook": name,
         "seconds": round(seconds, 1),
         "cells_seconds": cells_seconds,
+        "installed_by_its_cell": fresh,
         "status": "pass" if result.returncode == 0 else "fail",
         "error": "" if result.returncode == 0 else first_error_line(result.stderr),
         "files_written_in_folder": left_behind,
@@ -207,12 +241,25 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="run the notebooks with this interpreter instead of a fresh venv (Colab's image)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="notebooks run at once, each in its own copy of the environment (default 2)",
+    )
     parser.add_argument("--torch-index-url", help="pip index for torch (a CPU-only index)")
     parser.add_argument(
         "--install-source",
         help="the pip URL the install cell installs (default: the wheel built from this tree)",
     )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers={args.workers}: give 1 or more")
+    if args.python is not None and args.workers > 1:
+        parser.error(
+            f"--python with --workers={args.workers}: workers need their own copies of a "
+            "venv, and --python is an interpreter this script does not own; add --workers 1"
+        )
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -251,14 +298,28 @@ def main(argv: list[str] | None = None) -> int:
         COMPANION_INSTALL_SOURCE=source,
         PYTHONPATH=str(stub_folder(out)),
         MPLBACKEND="Agg",
-        PATH=f"{python.parent}{os.pathsep}{env.get('PATH', '')}",
     )
-    rows = []
-    for notebook in notebooks:
+    pythons = queue.Queue()
+    for worker_python in worker_venvs(python, args.workers):
+        pythons.put(worker_python)
+    chapters_installed: set[tuple[Path, str]] = set()  # (worker, chapter) with a real install
+
+    def run_one(notebook: Path) -> dict:
         name = notebook.relative_to(edition).as_posix()
-        row = execute(python, notebook, name, env)
-        rows.append(row)
+        chapter = notebook.parent.relative_to(edition).as_posix()
+        worker_python = pythons.get()
+        try:
+            fresh = (worker_python, chapter) not in chapters_installed
+            chapters_installed.add((worker_python, chapter))
+            path = f"{worker_python.parent}{os.pathsep}{env.get('PATH', '')}"
+            row = execute(worker_python, notebook, name, {**env, "PATH": path}, fresh=fresh)
+        finally:
+            pythons.put(worker_python)
         print(f"{row['status']:4} {row['seconds']:7.1f} s  {name}  {row['error']}", flush=True)
+        return row
+
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        rows = list(pool.map(run_one, notebooks))
 
     versions = subprocess.run(
         [
@@ -282,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "setup_seconds": round(setup_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "mode": "fast",
+        "workers": args.workers,
         "notebooks": rows,
         "failed": [row["notebook"] for row in rows if row["status"] != "pass"],
     }
