@@ -1,6 +1,7 @@
 """The package's layers, read from the imports of every module (book/contributing.md draws them).
 
-    errors, config, runtime, _validation   the core: every layer may use it
+    errors, config, runtime, _validation,  the core: every layer may use it
+    distributed
     data                                   datasets, IDX reader, transforms, synthetic sets
     classical          models              estimators | nn.Modules with a loss
     training                               the Trainer, callbacks, checkpoints, pretraining
@@ -25,12 +26,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "companion"
 
-CORE = {"errors", "config", "runtime", "_validation"}
+CORE = {"errors", "config", "runtime", "_validation", "distributed"}
 ALLOWED: dict[str, set[str]] = {
     "<root>": {"runtime"},
     "errors": set(),
     "config": set(),
     "runtime": set(),
+    "distributed": set(),
     "_validation": {"errors"},
     "plot": set(),
     "data": CORE,
