@@ -31,7 +31,9 @@ from companion.data.synthetic import (
 )
 from companion.data.transforms import (
     DynamicBinarizer,
+    UniformDequantizer,
     binarize,
+    dequantize,
     flatten,
     to_float,
     train_val_split,
@@ -61,7 +63,9 @@ __all__ = [
     "make_two_moons",
     "ring_centers",
     "DynamicBinarizer",
+    "UniformDequantizer",
     "binarize",
+    "dequantize",
     "flatten",
     "to_float",
     "train_val_split",

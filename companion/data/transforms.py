@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -48,6 +50,55 @@ class DynamicBinarizer:
         if isinstance(batch, (tuple, list)):
             return (binarize(batch[0]), *batch[1:])
         return binarize(batch)
+
+
+def dequantize(
+    images: torch.Tensor,
+    *,
+    levels: int = 256,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Uniform dequantisation: integer grey levels k -> (k + u) / levels, u ~ U[0, 1).
+
+    ``images`` are 8-bit pixels (uint8, or an integer tensor with values in
+    [0, levels)); the result has the same shape, values in [0, 1). A
+    continuous density p on [0, 1)^D then scores discrete images: the mass
+    it puts on the cube of k, ∫ p over [k, k + 1)/levels, is at least
+    exp E_u[log p((k + u)/levels) - D log levels] (Jensen), so the
+    dequantised log-likelihood bounds the discrete one from below.
+    """
+    if images.is_floating_point() or images.dtype == torch.bool:
+        raise TypeError(
+            f"dequantize expects integer grey levels (uint8), got {images.dtype}; pass the "
+            "images as loaded, or convert floats k/255 with (x * 255).round().to(torch.uint8)."
+        )
+    if images.numel() and (int(images.min()) < 0 or int(images.max()) >= levels):
+        raise ValueError(
+            f"dequantize expects grey levels in [0, {levels}), got [{int(images.min())}, "
+            f"{int(images.max())}]; these are not {int(math.log2(levels))}-bit images "
+            "(pass levels=... for another depth)."
+        )
+    noise = torch.rand(images.shape, generator=generator, dtype=dtype, device=images.device)
+    return (images.to(dtype) + noise) / levels
+
+
+class UniformDequantizer:
+    """A batch transform drawing fresh uniform noise for every batch of uint8 images.
+
+    Passed to the trainer as ``batch_transform``, each epoch sees a new
+    dequantisation of the same images (the flows' training data). Flattens
+    images to rows (N, D). It draws from torch's global generator, which the
+    trainer seeds and stores in its checkpoints.
+    """
+
+    def __init__(self, levels: int = 256):
+        self.levels = levels
+
+    def __call__(self, batch):
+        if isinstance(batch, (tuple, list)):
+            return (flatten(dequantize(batch[0], levels=self.levels)), *batch[1:])
+        return flatten(dequantize(batch, levels=self.levels))
 
 
 def train_val_split(

@@ -12,6 +12,15 @@ from companion.models.autoencoders import (
 from companion.models.autoregressive import MADE, PixelCNN, PixelRNN
 from companion.models.classifier import FashionClassifier
 from companion.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from companion.models.flows import (
+    ActNorm,
+    AffineCoupling,
+    Flow,
+    LogitTransform,
+    MaskedAutoregressive,
+    Permutation,
+    dequantized_bits_per_dim,
+)
 from companion.models.gan import GAN, discriminator_loss, generator_loss
 from companion.models.gan_layers import (
     MinibatchDiscrimination,
@@ -47,4 +56,11 @@ __all__ = [
     "MADE",
     "PixelCNN",
     "PixelRNN",
+    "Flow",
+    "AffineCoupling",
+    "MaskedAutoregressive",
+    "ActNorm",
+    "Permutation",
+    "LogitTransform",
+    "dequantized_bits_per_dim",
 ]
