@@ -12,6 +12,7 @@ from companion.models.autoencoders import (
 from companion.models.autoregressive import MADE, PixelCNN, PixelRNN
 from companion.models.classifier import FashionClassifier
 from companion.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from companion.models.diffusion import DDPM, NoiseSchedule
 from companion.models.flows import (
     ActNorm,
     AffineCoupling,
@@ -30,6 +31,7 @@ from companion.models.gan_layers import (
     VirtualBatchNorm,
 )
 from companion.models.hashing import HashingAutoencoder
+from companion.models.unet import MLPDenoiser, UNet
 from companion.models.vae import VAE, importance_weighted_nll, reparameterize
 
 __all__ = [
@@ -56,6 +58,10 @@ __all__ = [
     "MADE",
     "PixelCNN",
     "PixelRNN",
+    "DDPM",
+    "NoiseSchedule",
+    "UNet",
+    "MLPDenoiser",
     "Flow",
     "AffineCoupling",
     "MaskedAutoregressive",

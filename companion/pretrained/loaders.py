@@ -24,6 +24,8 @@ from companion.models.autoregressive.pixelcnn import (
 from companion.models.autoregressive.pixelrnn import PIXELRNN_HIDDEN, PixelRNN
 from companion.models.classifier import FashionClassifier
 from companion.models.dcgan import DCGANGenerator
+from companion.models.diffusion import DDPM
+from companion.models.unet import UNet
 from companion.models.vae import VAE
 
 # Architectures of the shipped weights (the training scripts build the same models).
@@ -32,6 +34,7 @@ VAE_HIDDEN = (512, 256)
 VAE_LATENT = 32
 DCGAN_LATENT = 100
 DCGAN_CHANNELS = 32
+DIFFUSION_CONFIG = {"channels": (32, 64, 128), "T": 500, "schedule": "linear"}
 
 
 def load_deep_autoencoder() -> Autoencoder:
@@ -71,6 +74,22 @@ def load_dcgan() -> tuple[DCGANGenerator, torch.Tensor]:
     generator = DCGANGenerator(DCGAN_LATENT, DCGAN_CHANNELS)
     generator.load_state_dict({k: v.float() for k, v in saved["generator"].items()})
     return generator.eval(), saved["snapshots"]
+
+
+def load_diffusion() -> DDPM:
+    """The DDPM of the diffusion chapter, trained on Fashion-MNIST scaled to [-1, 1].
+
+    Produced by ``python scripts/train_diffusion.py`` (the command, the machine, the
+    minutes and the loss are in ``companion/pretrained/records/diffusion_training.json``):
+    a :class:`~companion.models.unet.UNet` with :data:`DIFFUSION_CONFIG`'s widths and
+    schedule, holding the moving average of its weights (stored in float16); float32,
+    eval mode. ``load_diffusion().sample(16, method="ddim", steps=50)`` draws images.
+    """
+    saved = load_shipped_file("diffusion_fashion_mnist.pt", "train_diffusion.py")
+    config = DIFFUSION_CONFIG
+    model = DDPM(UNet(config["channels"]), (1, 28, 28), T=config["T"], schedule=config["schedule"])
+    model.network.load_state_dict({k: v.float() for k, v in saved["network"].items()})
+    return model.eval()
 
 
 def load_shipped_file(filename: str, script: str) -> dict:
