@@ -25,6 +25,7 @@ from torch import nn
 from companion.errors import TrainingDivergedError
 from companion.models import (
     MADE,
+    RBM,
     VAE,
     Autoencoder,
     ContractiveAutoencoder,
@@ -95,6 +96,7 @@ FACTORIES: dict[str, Factory] = {
     "MADE": Factory(lambda: MADE(12, (8,)), _binary(12), 12, CONVERT),
     "MADE-two-masks": Factory(lambda: MADE(12, (8, 8), num_masks=2), _binary(12), 12, CONVERT),
     "PixelCNN": Factory(lambda: PixelCNN(4, 1, image_shape=(5, 5)), _binary(1, 5, 5), 25, CONVERT),
+    "RBM": Factory(lambda: RBM(12, 5), _binary(12), 12),
     "PixelRNN": Factory(lambda: PixelRNN(6, image_shape=(5, 5)), _binary(1, 5, 5), 25, CONVERT),
 }
 NAMES = sorted(FACTORIES)

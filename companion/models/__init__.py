@@ -31,6 +31,7 @@ from companion.models.gan_layers import (
     VirtualBatchNorm,
 )
 from companion.models.hashing import HashingAutoencoder
+from companion.models.rbm import RBM
 from companion.models.unet import MLPDenoiser, UNet
 from companion.models.vae import VAE, importance_weighted_nll, reparameterize
 
@@ -41,6 +42,7 @@ __all__ = [
     "DenoisingAutoencoder",
     "ContractiveAutoencoder",
     "HashingAutoencoder",
+    "RBM",
     "VAE",
     "importance_weighted_nll",
     "reparameterize",
