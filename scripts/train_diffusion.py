@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--max-rounds", type=int, default=1000)
     parser.add_argument("--round-size", type=int, default=12000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")

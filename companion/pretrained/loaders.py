@@ -34,7 +34,7 @@ VAE_HIDDEN = (512, 256)
 VAE_LATENT = 32
 DCGAN_LATENT = 100
 DCGAN_CHANNELS = 32
-DIFFUSION_CONFIG = {"channels": (32, 64, 128), "T": 500, "schedule": "linear"}
+DIFFUSION_CONFIG = {"channels": (16, 32, 64), "T": 500, "schedule": "linear"}
 
 
 def load_deep_autoencoder() -> Autoencoder:
