@@ -12,6 +12,7 @@ One module per chapter; this package re-exports every check.
 from companion.exercises._common import ExerciseError
 from companion.exercises.autoencoders import (
     check_bce_loss,
+    check_denoising_level,
     check_hamming_distances,
     check_kl_sparsity,
     check_linear_autoencoder,
@@ -22,12 +23,14 @@ from companion.exercises.autoencoders import (
 )
 from companion.exercises.clustering import (
     check_e_step,
+    check_heldout_components,
     check_kmeans_assignment,
     check_kmeans_update,
 )
 from companion.exercises.evaluation import (
     check_bits_per_dim,
     check_chain_rule_log_prob,
+    check_made_hidden,
     check_made_masks,
     check_masked_conv_mask,
 )
@@ -37,6 +40,7 @@ from companion.exercises.evaluation_samples import (
     check_parzen_log_likelihood,
 )
 from companion.exercises.gans import (
+    check_d_steps,
     check_discriminator_loss,
     check_gaussian_frechet,
     check_js_divergence,
@@ -44,9 +48,15 @@ from companion.exercises.gans import (
     check_mode_count,
     check_optimal_discriminator,
 )
-from companion.exercises.pca import check_pca_projection, check_reconstruction_error
+from companion.exercises.manifolds import check_isomap_neighbours
+from companion.exercises.pca import (
+    check_heldout_k,
+    check_pca_projection,
+    check_reconstruction_error,
+)
 from companion.exercises.vae import (
     check_active_units,
+    check_beta_sweep,
     check_gaussian_kl,
     check_gaussian_log_likelihood,
     check_iwae_bound,
@@ -58,14 +68,20 @@ __all__ = [
     "ExerciseError",
     "check_active_units",
     "check_bce_loss",
+    "check_beta_sweep",
     "check_bits_per_dim",
     "check_chain_rule_log_prob",
+    "check_d_steps",
+    "check_denoising_level",
     "check_discriminator_loss",
     "check_e_step",
     "check_gaussian_frechet",
     "check_gaussian_kl",
     "check_gaussian_log_likelihood",
     "check_hamming_distances",
+    "check_heldout_components",
+    "check_heldout_k",
+    "check_isomap_neighbours",
     "check_iwae_bound",
     "check_js_divergence",
     "check_kl_sparsity",
@@ -73,6 +89,7 @@ __all__ = [
     "check_kmeans_update",
     "check_knn_precision",
     "check_linear_autoencoder",
+    "check_made_hidden",
     "check_made_masks",
     "check_masked_conv_mask",
     "check_masking_noise",

@@ -134,3 +134,47 @@ def _shape(got: torch.Tensor, shape: tuple[int, ...], what: str, hint: str = "")
 def _near(got: float, value: float) -> bool:
     """Two numbers equal to about 1e-9, relative."""
     return abs(got - value) <= 1e-9 * (1 + abs(value))
+
+
+def _numbers(value, keys: tuple[str, ...], what: str) -> dict[str, float]:
+    """The answer as a dict of finite floats with exactly ``keys``, or an error naming why."""
+    if not isinstance(value, dict):
+        raise ExerciseError(
+            f"{what} is a {type(value).__name__}; return a dict with the keys "
+            f"{', '.join(map(repr, keys))}."
+        )
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise ExerciseError(
+            f"{what} has the keys {sorted(map(str, value))}, but not "
+            f"{', '.join(map(repr, missing))}."
+        )
+    numbers = {k: _scalar(value[k], f"{what}[{k!r}]") for k in keys}
+    bad = [k for k, v in numbers.items() if v != v or abs(v) == float("inf")]
+    if bad:
+        raise ExerciseError(
+            f"{what}[{bad[0]!r}] is {numbers[bad[0]]}: the training diverged or a measurement "
+            "divides by zero."
+        )
+    return numbers
+
+
+def _bars(n: int, seed: int, side: int = 6) -> torch.Tensor:
+    """n binary ``side``×``side`` images of random horizontal and vertical bars, (n, side²).
+
+    Each row and each column is on with probability 0.2, and 2 % of the pixels are
+    flipped: strongly dependent pixels that a few latent variables explain.
+    """
+    g = _generator(seed)
+    rows = (torch.rand(n, side, 1, generator=g) < 0.2).float()
+    cols = (torch.rand(n, 1, side, generator=g) < 0.2).float()
+    images = torch.maximum(rows.expand(n, side, side), cols.expand(n, side, side))
+    flips = (torch.rand(n, side, side, generator=g) < 0.02).float()
+    return ((images + flips) % 2).reshape(n, side * side)
+
+
+def _independent_nll(x_train: torch.Tensor, x_test: torch.Tensor) -> float:
+    """Mean test NLL (nats) of independent Bernoulli pixels fitted to the training set."""
+    p = x_train.double().mean(0).clamp(1e-3, 1 - 1e-3)
+    x = x_test.double()
+    return -(x * p.log() + (1 - x) * (1 - p).log()).sum(1).mean().item()

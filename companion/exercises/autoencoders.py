@@ -7,7 +7,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from companion.exercises._common import ExerciseError, _as_tensor, _call, _generator, _shape
+from companion.exercises._common import (
+    ExerciseError,
+    _as_tensor,
+    _call,
+    _generator,
+    _numbers,
+    _shape,
+)
 
 
 def check_bce_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -324,4 +331,81 @@ def check_linear_autoencoder(
     print(
         "check_linear_autoencoder: correct; your weights span the principal subspace "
         "(they need not be the principal components themselves)."
+    )
+
+
+NOISE_LEVELS = (0.0, 0.1, 0.3)
+
+
+def _noisy_unit_circle(n: int, seed: int) -> torch.Tensor:
+    """n points (float32) near the unit circle, radial noise of 0.02."""
+    g = _generator(seed)
+    angle = 2 * torch.pi * torch.rand(n, generator=g)
+    return torch.stack([angle.cos(), angle.sin()], 1) + 0.02 * torch.randn(n, 2, generator=g)
+
+
+def check_denoising_level(fn: Callable, seed: int = 0) -> None:
+    """Check ``fn(x_train, x_test, level, seed)``: what a DAE's noise level does to it.
+
+    ``fn`` trains a denoising autoencoder with Gaussian corruption of standard deviation
+    ``level`` on the 2-D points ``x_train`` (800, 2) near the unit circle, seeded by
+    ``seed``, and returns, measured on ``x_test``, ``{"error": ..., "normal": ...}``:
+    the mean squared reconstruction error of the clean points and the mean length of
+    J_r(x) n(x), the derivative of the reconstruction along the circle's normal
+    n(x) = x / |x|. The check runs levels 0, 0.1 and 0.3 and judges what it measured:
+    the more noise, the more the reconstruction flattens across the circle (a smaller
+    normal derivative) and the worse it reconstructs clean points.
+    """
+    x_train, x_test = _noisy_unit_circle(800, seed), _noisy_unit_circle(400, seed + 1000)
+    runs = {
+        level: _numbers(
+            _call(fn, x_train.clone(), x_test.clone(), level, seed),
+            ("error", "normal"),
+            f"your result for level={level}",
+        )
+        for level in NOISE_LEVELS
+    }
+    normal = [runs[v]["normal"] for v in NOISE_LEVELS]
+    error = [runs[v]["error"] for v in NOISE_LEVELS]
+    shown = "; ".join(
+        f"level {v:g}: error {runs[v]['error']:.4f}, normal {runs[v]['normal']:.3f}"
+        for v in NOISE_LEVELS
+    )
+    if min(normal) < 0 or min(error) < 0:
+        raise ExerciseError(
+            f"you measured {shown}: a squared error and the length of a vector are never negative."
+        )
+    if max(normal) - min(normal) < 1e-6 and max(error) - min(error) < 1e-9:
+        raise ExerciseError(
+            f"your measurements are the same at every level ({shown}): your function does "
+            "not pass level to the model as the noise's standard deviation."
+        )
+    if min(normal) > 0.8:
+        raise ExerciseError(
+            f"you measured {shown}: the derivative stays near 1 at every level. That is what "
+            "happens along the circle, where the reconstruction must follow the data; measure "
+            "J_r(x) n(x) with n(x) = x / |x|, the direction across the circle."
+        )
+    if normal[0] < normal[-1]:
+        raise ExerciseError(
+            f"you measured {shown}: the normal derivative grows with the noise, the opposite "
+            "of a denoiser. Corrupt the training inputs (not the targets) with noise of "
+            "standard deviation level, and measure the trained model on clean x_test."
+        )
+    if not (normal[0] > normal[1] > normal[2]) or normal[2] > 0.6 * normal[0]:
+        raise ExerciseError(
+            f"you measured {shown}; with more noise the reconstruction should flatten across "
+            "the circle at every step, to under 60 % of the noise-free model's derivative at "
+            "level 0.3. Train each level from scratch, long enough (the check's data are "
+            "small), and measure with the model in eval mode, where no noise is added."
+        )
+    if not error[0] < error[-1]:
+        raise ExerciseError(
+            f"you measured {shown}; pulling points towards the circle costs accuracy on clean "
+            "points, so the error should grow with the level. Is 'error' measured on clean "
+            "x_test, without corruption?"
+        )
+    print(
+        f"check_denoising_level: correct; {shown}. More noise, more contraction across the "
+        "circle, at the price of clean reconstructions."
     )

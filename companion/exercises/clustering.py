@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
-from companion.exercises._common import ExerciseError, _as_tensor, _call
+from companion.exercises._common import ExerciseError, _as_tensor, _call, _scalar
 
 
 def _clusters(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,3 +133,79 @@ def check_e_step(fn: Callable[..., torch.Tensor]) -> None:
             )
         raise ExerciseError(f"for {name} your responsibilities are off by up to {error:.3g}.{hint}")
     print("check_e_step: correct, and stable for points far from every mean.")
+
+
+MIXTURE_CLUSTERS, MIXTURE_KS = 4, tuple(range(1, 9))
+
+
+def _four_blobs(seed: int, n_train: int = 80, n_test: int = 2000):
+    """Train and test points (float64) of four elongated 2-D clusters, centres 6 apart."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0], [6.0, 6.0]], dtype=torch.float64)
+    spread = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    labels = torch.randint(0, MIXTURE_CLUSTERS, (n_train + n_test,), generator=g)
+    X = (
+        centres[labels]
+        + torch.randn(n_train + n_test, 2, generator=g, dtype=torch.float64) * spread
+    )
+    return X[:n_train], X[n_train:]
+
+
+def check_heldout_components(fn: Callable, seed: int = 0) -> None:
+    """Check ``fn(X_train, X_test, K, seed)``: the held-out log-likelihood of a K-mixture.
+
+    ``fn`` fits a Gaussian mixture with ``K`` components (full covariances) to
+    ``X_train`` by EM, seeded by ``seed``, and returns the mean log-likelihood per point
+    of ``X_test``. The check sweeps K = 1..8 on 80 training points of four clusters
+    drawn from ``seed`` and judges the curve it measured: it climbs to the true number
+    of clusters and falls once the extra components fit the noise of 80 points.
+    """
+    X_train, X_test = _four_blobs(seed)
+    scores = []
+    for K in MIXTURE_KS:
+        value = _scalar(
+            _call(fn, X_train.clone(), X_test.clone(), K, seed),
+            f"your result for K={K}",
+            ", the mean log-likelihood per test point",
+        )
+        if not math.isfinite(value):
+            raise ExerciseError(
+                f"for K={K} your log-likelihood is {value}: a component collapsed onto a "
+                "point. Keep the mixture's reg_covar (it is on by default)."
+            )
+        scores.append(value)
+    shown = ", ".join(f"{s:.2f}" for s in scores)
+    if max(scores) - min(scores) < 1e-9:
+        raise ExerciseError(
+            f"your log-likelihood is {scores[0]:.4g} for every K: your function does not "
+            "pass K to the mixture as its number of components."
+        )
+    if min(scores) > 0:
+        raise ExerciseError(
+            f"your values ({shown}) are positive, but a density this spread out is below 1 "
+            "almost everywhere: return the log-likelihood, not its negative."
+        )
+    if max(scores) < -50:
+        raise ExerciseError(
+            f"your values ({shown}) are far too low for 2-D points: return the mean "
+            "log-likelihood per test point, not the sum over the points."
+        )
+    best = MIXTURE_KS[max(range(len(scores)), key=scores.__getitem__)]
+    if best == MIXTURE_KS[-1] or scores[-1] > max(scores) - 0.05:
+        raise ExerciseError(
+            f"for K = 1..8 your log-likelihoods are {shown}: still rising (or flat) at K = 8. "
+            "On held-out points the extra components, fitted to the noise of 80 training "
+            "points, should cost likelihood. Are you scoring X_train instead of X_test?"
+        )
+    if best not in (MIXTURE_CLUSTERS, MIXTURE_CLUSTERS + 1):
+        raise ExerciseError(
+            f"for K = 1..8 your log-likelihoods are {shown}, highest at K = {best}; the data "
+            f"have {MIXTURE_CLUSTERS} clusters, well apart, and a correct run peaks at K = "
+            f"{MIXTURE_CLUSTERS} or {MIXTURE_CLUSTERS + 1}. Fit on X_train with K "
+            "components and full covariances, and run EM to convergence."
+        )
+    print(
+        f"check_heldout_components: correct; your held-out log-likelihoods for K = 1..8 are "
+        f"{shown}: highest at K = {best}, and {max(scores) - scores[-1]:.2f} nats per point "
+        "lower at K = 8."
+    )

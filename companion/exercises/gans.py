@@ -14,6 +14,7 @@ from companion.exercises._common import (
     _call,
     _close,
     _generator,
+    _numbers,
     _scalar,
 )
 
@@ -302,3 +303,72 @@ def check_gaussian_frechet(
             f"for {name} your distance is {got:.6g}, expected {expected:.6g}.{hint}"
         )
     print("check_gaussian_frechet: correct, including a Gaussian against itself (0).")
+
+
+D_STEP_RUNS = ((1, "minimax"), (10, "minimax"), (10, "non_saturating"))
+
+
+def check_d_steps(fn: Callable, seed: int = 0) -> None:
+    """Check ``fn(x, d_steps, loss, seed)``: a GAN trained with d_steps D-updates per G-update.
+
+    ``fn`` trains a small GAN on the 1-D data ``x`` (2000, 1), drawn from N(6, 0.5²),
+    with ``d_steps`` discriminator updates per generator update and the generator loss
+    ``loss`` ("minimax" or "non_saturating"), for a fixed number of generator updates,
+    seeded by ``seed``; it returns ``{"w1": ..., "d_fake": ...}``: the 1-D Wasserstein
+    distance between 2000 samples and ``x``, and the mean of D(G(z)) over 2000 samples,
+    at the end. The check runs the minimax loss with 1 and 10 discriminator steps and
+    the non-saturating loss with 10, and judges what it measured: a stronger
+    discriminator starves the minimax generator of gradient, not the non-saturating one.
+    """
+    x = 6 + 0.5 * torch.randn(2000, 1, generator=_generator(seed))
+    runs = {
+        (k, loss): _numbers(
+            _call(fn, x.clone(), k, loss, seed),
+            ("w1", "d_fake"),
+            f"your result for d_steps={k}, loss={loss!r}",
+        )
+        for k, loss in D_STEP_RUNS
+    }
+    shown = "; ".join(
+        f"{loss}, d_steps={k}: W1 {runs[k, loss]['w1']:.2f}, D(G(z)) {runs[k, loss]['d_fake']:.2f}"
+        for k, loss in D_STEP_RUNS
+    )
+    one, many, fixed = (runs[key] for key in D_STEP_RUNS)
+    if not all(0 <= r["d_fake"] <= 1 for r in runs.values()):
+        raise ExerciseError(
+            f"you measured {shown}: D(G(z)) is a probability, in [0, 1]. Apply the sigmoid "
+            "to the discriminator's logits before averaging."
+        )
+    if min(r["w1"] for r in runs.values()) < 0:
+        raise ExerciseError(f"you measured {shown}: a Wasserstein distance is never negative.")
+    if max(abs(one[key] - many[key]) for key in ("w1", "d_fake")) < 1e-9:
+        raise ExerciseError(
+            f"you measured {shown}: d_steps=1 and d_steps=10 give the same run, so your "
+            "function does not pass d_steps to the GAN."
+        )
+    if abs(many["w1"] - fixed["w1"]) < 1e-9 and abs(many["d_fake"] - fixed["d_fake"]) < 1e-9:
+        raise ExerciseError(
+            f"you measured {shown}: the two losses give the same run, so your function does "
+            "not pass loss to the GAN."
+        )
+    if not many["d_fake"] < one["d_fake"]:
+        raise ExerciseError(
+            f"you measured {shown}: with 10 discriminator steps per generator step D should "
+            "end up more sure that the samples are fake (a smaller D(G(z))) than with 1. "
+            "Is d_steps the number of discriminator updates per generator update (not the "
+            "other way round), and is the number of generator updates the same in every run?"
+        )
+    if not many["w1"] > one["w1"] + 0.1:
+        raise ExerciseError(
+            f"you measured {shown}: under the minimax loss a discriminator trained 10 times "
+            "per generator step saturates, and log(1 - D(G(z))) then has almost no gradient, "
+            "so the generator should end further from the data than with 1 step. Use the "
+            "same number of generator updates in every run, and measure W1 on fresh samples."
+        )
+    if not fixed["w1"] < many["w1"] - 0.1:
+        raise ExerciseError(
+            f"you measured {shown}: the non-saturating loss should keep the generator moving "
+            "when D wins, and end closer to the data than the minimax loss with the same 10 "
+            "steps. Does your function use the loss it is given for the generator?"
+        )
+    print(f"check_d_steps: correct; {shown}.")

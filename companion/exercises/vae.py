@@ -7,7 +7,16 @@ from collections.abc import Callable
 
 import torch
 
-from companion.exercises._common import ExerciseError, _as_tensor, _call, _close, _generator, _shape
+from companion.exercises._common import (
+    ExerciseError,
+    _as_tensor,
+    _bars,
+    _call,
+    _close,
+    _generator,
+    _numbers,
+    _shape,
+)
 
 
 def check_gaussian_kl(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -256,3 +265,61 @@ def check_active_units(fn: Callable[[torch.Tensor], int]) -> None:
             )
         raise ExerciseError(f"your count is {got:g}, expected {expected}.{hint}")
     print(f"check_active_units: correct ({expected} of {len(scales)} dimensions are active).")
+
+
+BETAS = (0.25, 1.0, 4.0)
+
+
+def check_beta_sweep(fn: Callable, seed: int = 0) -> None:
+    """Check ``fn(x_train, x_test, beta, seed)``: rate and distortion of a trained β-VAE.
+
+    ``fn`` trains a VAE with KL weight ``beta`` on the binary rows ``x_train`` (1000, 36),
+    seeded by ``seed``, and returns ``{"rate": ..., "distortion": ...}`` measured on
+    ``x_test``: the mean KL(q(z | x) ‖ p(z)) and the mean reconstruction term
+    -E_q[log p(x | z)], in nats per image. The check runs β = 0.25, 1 and 4 on 6×6 images
+    of random bars drawn from ``seed`` and judges the trade-off it measured: as β grows
+    the rate falls (to almost nothing at β = 4) and the distortion rises.
+    """
+    x_train, x_test = _bars(1000, seed), _bars(1000, seed + 1000)
+    runs = {
+        beta: _numbers(
+            _call(fn, x_train.clone(), x_test.clone(), beta, seed),
+            ("rate", "distortion"),
+            f"your result for beta={beta}",
+        )
+        for beta in BETAS
+    }
+    rate = [runs[b]["rate"] for b in BETAS]
+    distortion = [runs[b]["distortion"] for b in BETAS]
+    shown = "; ".join(
+        f"β = {b:g}: rate {runs[b]['rate']:.2f}, distortion {runs[b]['distortion']:.2f}"
+        for b in BETAS
+    )
+    if min(rate) < -1e-6 or min(distortion) < -1e-6:
+        raise ExerciseError(
+            f"your measurements ({shown}) include a negative number; a KL divergence and a "
+            "negative log-likelihood of binary pixels are never negative. Check the signs."
+        )
+    if max(rate) - min(rate) < 1e-6 and max(distortion) - min(distortion) < 1e-6:
+        raise ExerciseError(
+            f"your measurements are the same for every β ({shown}): your function does not "
+            "pass beta to the model it trains."
+        )
+    if rate[0] < rate[-1] and distortion[0] > distortion[-1]:
+        raise ExerciseError(
+            f"you measured {shown}: the rate rises with β and the distortion falls, the "
+            "opposite of the trade-off. Either β weighs the reconstruction term instead of "
+            "the KL, or the two numbers are swapped."
+        )
+    if not (rate[0] > rate[1] > rate[2]) or rate[2] > 0.5 * rate[1]:
+        raise ExerciseError(
+            f"you measured {shown}; a larger β should buy a smaller rate at every step, and "
+            "β = 4 should leave under half the rate of β = 1. Measure the KL on x_test after "
+            "training, with the model in eval mode, and train each β from scratch."
+        )
+    if not distortion[0] < distortion[2]:
+        raise ExerciseError(
+            f"you measured {shown}; the distortion should grow with β, as the code carries "
+            "less about x. Is 'distortion' the reconstruction term, -E_q[log p(x | z)]?"
+        )
+    print(f"check_beta_sweep: correct; {shown}. Each step up in β trades rate for distortion.")
