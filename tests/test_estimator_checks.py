@@ -123,7 +123,7 @@ METHOD_ARGS: dict[str, Callable[[Any, Any], tuple]] = {
     "sample": lambda X, est: (3,),
 }
 TAKES_X = ("transform", "predict", "predict_proba", "score", "score_samples", "bic", "aic")
-NOT_CHECKED = {"fit", "fit_predict", "fit_transform", "get_params", "set_params"}
+NOT_CHECKED = {"fit", "fit_predict", "fit_transform", "partial_fit", "get_params", "set_params"}
 
 
 def public_methods(est: Any) -> list[str]:

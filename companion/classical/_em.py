@@ -2,6 +2,8 @@
 
 A subclass supplies the model: ``_initialize(X, resp, generator)``,
 ``_log_prob_components(X) -> (n, K)`` (log p(x | z = k)), ``_m_step(X, resp)``,
+for streaming fits ``_statistics(X, resp)`` (the M-step's sums over the rows, a
+list of tensors) and ``_m_step_statistics(sums)``,
 ``_n_parameters()``, ``_get_parameters()`` / ``_set_parameters(params)`` and
 ``sample``. This class owns validation, restarts, convergence, the history of
 the log-likelihood and the scikit-learn-style public methods.
@@ -11,10 +13,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from companion import distributed
 from companion._validation import (
     check_is_fitted,
     check_positive_int,
@@ -23,6 +27,14 @@ from companion._validation import (
     validate_data,
 )
 from companion.classical._base import ParamsMixin
+from companion.classical._stream import (
+    INIT_SAMPLE_ROWS,
+    ChunkSource,
+    is_chunk_source,
+    read_pass,
+    shared_seed,
+    survey,
+)
 from companion.classical.cluster import ConvergenceWarning, KMeans
 from companion.runtime import resolve_seed
 
@@ -51,16 +63,40 @@ class EMMixture(ParamsMixin):
             raise ValueError(
                 f"X has n_samples={X.shape[0]}, but EM needs at least 2 samples; give more data."
             )
-        return X, kind
+        return self._check_values(X, "X", fitting=fitting), kind
+
+    def _check_values(self, X: torch.Tensor, name: str, *, fitting: bool) -> torch.Tensor:
+        """A subclass's checks of the entries of a validated X (or chunk ``name``)."""
+        return X
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any = None) -> EMMixture:
-        """Fit by EM (keeping the best of ``n_init`` starts); returns self (``y`` is ignored)."""
-        self._fit(X)
+        """Fit by EM (keeping the best of ``n_init`` starts); returns self (``y`` is ignored).
+
+        X may also be a re-iterable chunk source (a list of (m, n_features)
+        chunks, a DataLoader, or a function returning a fresh iterator of chunks;
+        see ``companion.classical._stream``). Each EM iteration is then one pass
+        over the chunks: the E-step of every chunk is reduced at once to the
+        M-step's sums (responsibility-weighted counts and moments, in float64).
+        The start is made on a reservoir sample of at most ``INIT_SAMPLE_ROWS``
+        rows drawn in a first pass (the data themselves when there are no more),
+        so with the same start the result equals the in-memory fit's. Under
+        ``torch.distributed`` each rank passes its own shard and the sums are
+        added over the ranks, so every rank ends with the same model.
+        """
+        if is_chunk_source(X):
+            self._fit_stream(X)
+        else:
+            self._fit(X)
         return self
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
         """Fit, then return the most likely component of each row of X."""
+        if is_chunk_source(X):
+            raise TypeError(
+                "fit_predict returns a result for every row, so it needs an in-memory array, "
+                "not a chunk source; call fit(chunks) and then predict each chunk."
+            )
         X_t, kind = self._fit(X)
         return to_input_kind(self._log_resp(X_t)[1].argmax(dim=1), kind)
 
@@ -73,12 +109,17 @@ class EMMixture(ParamsMixin):
                 f"use at most {X.shape[0]} components or give more data."
             )
         self._kind = kind
-        seed = resolve_seed(self.random_state)
+        self._restarts(resolve_seed(self.random_state), X, lambda: self._em_step(X))
+        return X, kind
+
+    def _restarts(self, seed: int, X: torch.Tensor, step: Callable[[], float]) -> None:
+        """EM from ``n_init`` starts made on X (the data, or a sample of a stream), each
+        iterated by ``step``; keeps the best and publishes it."""
         best = None
         for run in range(self.n_init):
             generator = torch.Generator().manual_seed(seed + run)
             self._initialize(X, self._initial_resp(X, generator), generator)
-            history, converged = self._em(X)
+            history, converged = self._em(step)
             if best is None or history[-1] > best[0][-1]:
                 best = (history, converged, self._get_parameters(), len(history))
         history, converged, params, n_iter = best
@@ -95,7 +136,65 @@ class EMMixture(ParamsMixin):
         self.lower_bound_ = history[-1]
         self.lower_bound_history_ = history
         self._publish()
-        return X, kind
+
+    # ------------------------------------------------------------ streaming
+    def _check_chunk(self, raw: Any, name: str, first: bool):
+        dtype = resolve_dtype(self.dtype) if first else self._stream_dtype
+        X, kind = validate_data(self, raw, reset=first, dtype=dtype, name=name, min_samples=0)
+        if first:
+            self._stream_dtype = X.dtype
+        return self._check_values(X, name, fitting=True), kind
+
+    def _fit_stream(self, source: Any) -> None:
+        """fit on a chunk source: a survey pass (checks and a sample), then one pass per
+        EM iteration."""
+        self._check_hyperparameters()
+        chunks = ChunkSource(source, estimator=type(self).__name__)
+        seed = shared_seed(self.random_state)
+        rows = max(INIT_SAMPLE_ROWS, self.n_components) if self._needs_sample() else 0
+        found = survey(chunks, self._check_chunk, sample_rows=rows, seed=seed)
+        n = found.n_samples
+        if n < max(2, self.n_components):
+            raise ValueError(
+                f"X has n_samples={n} over all its chunks, but EM with n_components="
+                f"{self.n_components} needs at least {max(2, self.n_components)}; give more data."
+            )
+        self._kind = found.kind
+        sample = found.sample
+        if sample is None:
+            sample = torch.empty(0, found.n_features, dtype=found.kind.dtype)
+            sample = sample.to(found.kind.device)
+        self._restarts(seed, sample, lambda: self._em_pass(chunks, found))
+
+    def _needs_sample(self) -> bool:
+        """Whether the start needs data (not when every initial parameter is given)."""
+        return True
+
+    def _em_pass(self, chunks, found) -> float:
+        """One EM iteration over the chunks; returns the mean log-likelihood before it."""
+        statistics: list[torch.Tensor] = []
+        log_likelihood = torch.zeros(1, dtype=torch.float64, device=found.kind.device)
+
+        def step(X: torch.Tensor) -> None:
+            weighted = self._log_prob_components(X) + torch.log(self._weights)
+            log_norm = torch.logsumexp(weighted, dim=1)
+            log_likelihood.add_(log_norm.sum(dtype=torch.float64))
+            resp = (weighted - log_norm[:, None]).exp()
+            parts = self._statistics(X, resp)
+            if not statistics:
+                statistics.extend(part.to(torch.float64) for part in parts)
+                return
+            for total, part in zip(statistics, parts, strict=True):
+                total.add_(part)
+
+        read_pass(chunks, self._check_chunk, found, step)
+        sizes = [part.numel() for part in statistics]
+        flat = torch.cat([log_likelihood, *(part.flatten() for part in statistics)])
+        distributed.all_reduce_sum(flat)
+        parts = flat[1:].split(sizes)
+        sums = [part.view_as(like) for part, like in zip(parts, statistics, strict=True)]
+        self._m_step_statistics(sums, found.kind.dtype)
+        return float(flat[0]) / found.n_samples
 
     def _initial_resp(self, X: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, K = X.shape[0], self.n_components
@@ -108,7 +207,7 @@ class EMMixture(ParamsMixin):
         resp = torch.rand(n, K, generator=generator, dtype=X.dtype).to(X.device)
         return resp / resp.sum(1, keepdim=True)
 
-    def _em(self, X: torch.Tensor) -> tuple[list[float], bool]:
+    def _em(self, step: Callable[[], float]) -> tuple[list[float], bool]:
         """EM iterations: returns the mean log-likelihood before each M-step, and convergence.
 
         As in scikit-learn, the value recorded at iteration t is the average
@@ -117,7 +216,7 @@ class EMMixture(ParamsMixin):
         """
         history: list[float] = []
         for _ in range(self.max_iter):
-            history.append(self._em_step(X))
+            history.append(step())
             if len(history) > 1 and abs(history[-1] - history[-2]) < self.tol:
                 return history, True
         return history, False

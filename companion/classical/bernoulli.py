@@ -75,10 +75,9 @@ class BernoulliMixture(EMMixture):
         self.random_state = random_state
         self.dtype = dtype
 
-    def _validate(self, X: Any, *, fitting: bool):
-        X, kind = super()._validate(X, fitting=fitting)
+    def _check_values(self, X: torch.Tensor, name: str, *, fitting: bool) -> torch.Tensor:
         if self.binarize is not None:
-            return (X > self.binarize).to(X.dtype), kind
+            return (X > self.binarize).to(X.dtype)
         negative = X < 0
         outside = negative if bool(negative.any()) else (X != 0) & (X != 1)
         if bool(outside.any()):
@@ -88,23 +87,32 @@ class BernoulliMixture(EMMixture):
             if value < 0:  # scikit-learn's checks look for "Negative values in data"
                 who = "Negative values in data passed to BernoulliMixture, which"
             raise ValueError(
-                f"{who} needs binary data (0 or 1), but X[{row}, {col}] = "
+                f"{who} needs binary data (0 or 1), but {name}[{row}, {col}] = "
                 f"{value:.4g}; binarise it first, e.g. companion.data.binarize(x) "
                 "or (x > 0.5), or pass binarize=0.5."
             )
         if fitting and not self.alpha >= 1:
             raise ValueError(f"alpha={self.alpha} must be >= 1 (1 = maximum likelihood).")
-        return X, kind
+        return X
 
     def _initialize(self, X: torch.Tensor, resp: torch.Tensor, generator) -> None:
         self._m_step(X, resp)
 
     def _m_step(self, X: torch.Tensor, resp: torch.Tensor) -> None:
-        nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps  # (K,)
+        self._m_step_statistics(self._statistics(X, resp), X.dtype)
+
+    def _statistics(self, X: torch.Tensor, resp: torch.Tensor) -> list[torch.Tensor]:
+        """The M-step's sums over the rows: Σ r (K,) and Σ r x (K, d)."""
+        return [resp.sum(0), resp.T @ X]
+
+    def _m_step_statistics(self, sums: list[torch.Tensor], dtype: torch.dtype) -> None:
+        """The M-step from the sums, parameters in ``dtype`` (the data's)."""
+        counts, moments = sums
+        nk = counts + 10 * torch.finfo(dtype).eps  # (K,)
         prior = self.alpha - 1
-        means = (resp.T @ X + prior) / (nk[:, None] + 2 * prior)  # (K, d)
-        self._means = means.clamp(self.eps, 1 - self.eps)
-        self._weights = nk / nk.sum()
+        means = (moments + prior) / (nk[:, None] + 2 * prior)  # (K, d)
+        self._means = means.clamp(self.eps, 1 - self.eps).to(dtype)
+        self._weights = (nk / nk.sum()).to(dtype)
 
     def _log_prob_components(self, X: torch.Tensor) -> torch.Tensor:
         log_on, log_off = torch.log(self._means), torch.log1p(-self._means)  # (K, d)

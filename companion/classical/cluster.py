@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from companion import distributed
 from companion._validation import (
     InputKind,
     check_array,
@@ -17,6 +18,15 @@ from companion._validation import (
     validate_data,
 )
 from companion.classical._base import ParamsMixin
+from companion.classical._stream import (
+    INIT_SAMPLE_ROWS,
+    ChunkSource,
+    gather_rows,
+    is_chunk_source,
+    read_pass,
+    shared_seed,
+    survey,
+)
 from companion.runtime import resolve_seed
 
 
@@ -123,6 +133,20 @@ def _fill_empty_clusters(
             members[point] = cluster
 
 
+def _fill_empty_from_candidates(
+    far: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor
+) -> None:
+    """``_fill_empty_clusters`` for a stream: the farthest points are the candidates
+    ``far`` (rows [distance, label, x...], farthest first) kept during the pass."""
+    empty = torch.nonzero(counts == 0).flatten()
+    for cluster, candidate in zip(empty.tolist(), far[: len(empty)], strict=False):
+        old, row = int(candidate[1]), candidate[2:]
+        sums[old] -= row
+        counts[old] -= 1
+        sums[cluster] = row
+        counts[cluster] = 1
+
+
 def kmeans_plusplus(X: torch.Tensor, k: int, generator: torch.Generator, x_sq: torch.Tensor):
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007), 2 + log k trials per centre."""
     n = X.shape[0]
@@ -195,8 +219,24 @@ class KMeans(ParamsMixin):
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
-        """Cluster X (n_samples, n_features); returns self (``y`` is ignored)."""
-        self._fit(X)
+        """Cluster X (n_samples, n_features); returns self (``y`` is ignored).
+
+        X may also be a re-iterable chunk source (a list of (m, n_features)
+        chunks, a DataLoader, or a function returning a fresh iterator of chunks;
+        see ``companion.classical._stream``). Each Lloyd iteration is then one pass
+        over the chunks that sums the rows of every cluster in float64; a first
+        pass checks the chunks and draws a reservoir sample of at most
+        ``INIT_SAMPLE_ROWS`` rows, on which k-means++ (or ``init="random"``)
+        chooses the start; an array ``init`` skips it. With the same start the
+        labels equal the in-memory fit's. ``labels_`` keeps one int64 per row, in
+        the order of the last pass. Under ``torch.distributed`` each rank passes
+        its own shard (``labels_`` are its rows') and the sums are added over the
+        ranks, so every rank ends with the same centres.
+        """
+        if is_chunk_source(X):
+            self._fit_stream(X)
+        else:
+            self._fit(X)
         return self
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
@@ -205,6 +245,11 @@ class KMeans(ParamsMixin):
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """Fit, then return the distances of X to the centres, (n_samples, n_clusters)."""
+        if is_chunk_source(X):
+            raise TypeError(
+                "fit_transform returns a result for every row, so it needs an in-memory "
+                "array, not a chunk source; call fit(chunks) and then transform each chunk."
+            )
         X, kind = self._fit(X)
         return to_input_kind(squared_distances(X, self._centers).sqrt(), kind)
 
@@ -232,6 +277,10 @@ class KMeans(ParamsMixin):
             result = self._lloyd(X, centers.clone(), x_sq, tol)
             if best is None or result[1] < best[1]:
                 best = result
+        self._store(best, kind)
+        return X, kind
+
+    def _store(self, best: tuple, kind: InputKind) -> None:
         labels, inertia, centers, n_iter, history = best
         self.cluster_centers_ = to_input_kind(centers, kind)
         self.labels_ = to_input_kind(labels, kind)
@@ -240,7 +289,114 @@ class KMeans(ParamsMixin):
         self.inertia_history_ = history
         self._centers = centers
         self._kind = kind
-        return X, kind
+
+    # ------------------------------------------------------------ streaming
+    def _check_chunk(self, raw: Any, name: str, first: bool) -> tuple[torch.Tensor, InputKind]:
+        return validate_data(self, raw, reset=first, name=name, min_samples=0)
+
+    def _fit_stream(self, source: Any) -> None:
+        """fit on a chunk source: a survey pass, then one pass per Lloyd iteration."""
+        k = check_positive_int(self.n_clusters, name="n_clusters")
+        check_positive_int(self.max_iter, name="max_iter")
+        n_init = check_positive_int(self.n_init, name="n_init")
+        if isinstance(self.init, str):
+            self._initial_centers_array(torch.empty(0, 1), k)  # a bad name fails before any pass
+        chunks = ChunkSource(source, estimator="KMeans")
+        seed = shared_seed(self.random_state)
+        sample_rows = 0 if not isinstance(self.init, str) else max(INIT_SAMPLE_ROWS, k)
+        found = survey(
+            chunks, self._check_chunk, moments="diagonal", sample_rows=sample_rows, seed=seed
+        )
+        n = found.n_samples
+        if k > n:
+            raise ValueError(
+                f"n_clusters={k} is larger than n_samples={n} (over all chunks); use at most "
+                f"{n} clusters or give more data."
+            )
+        like = torch.empty(0, found.n_features, dtype=found.kind.dtype, device=found.kind.device)
+        init = self._initial_centers_array(like, k)
+        if init is not None:
+            n_init = 1
+        _, _, scatter = found.moments.reduced()
+        tol = float((scatter / n).mean()) * self.tol
+        best = None
+        for run in range(n_init):
+            generator = torch.Generator().manual_seed(seed + run)
+            if init is None:
+                sample = found.sample
+                centers = self._seed_centers(sample, k, generator, (sample * sample).sum(1))
+            else:
+                centers = init
+            result = self._lloyd_stream(chunks, distributed.broadcast(centers.clone()), tol, found)
+            if best is None or result[1] < best[1]:
+                best = result
+        self._store(best, found.kind)
+
+    def _lloyd_stream(self, chunks, centers, tol, found):
+        """Lloyd iterations over the chunks; returns what ``_lloyd`` returns.
+
+        The same steps as ``_lloyd`` (same stopping rules, same handling of empty
+        clusters), with the per-cluster sums recomputed on every pass instead of
+        updated for the moved points.
+        """
+        labels_old = None
+        history = []
+        strict = False
+        for iteration in range(1, self.max_iter + 1):  # noqa: B007 - returned below
+            labels, inertia, sums, counts, far = self._pass(chunks, centers, found, sums=True)
+            history.append(inertia)
+            _fill_empty_from_candidates(far, sums, counts)
+            new_centers = (sums / counts.clamp_min(1)[:, None]).to(centers.dtype)
+            shift = float((new_centers - centers).pow(2).sum())
+            centers = new_centers
+            if labels_old is not None:
+                changed = torch.tensor([float((labels != labels_old).sum())], dtype=torch.float64)
+                if float(distributed.all_reduce_sum(changed)) == 0:
+                    strict = True
+                    break
+            if shift <= tol:
+                break
+            labels_old = labels
+        else:
+            warnings.warn(
+                f"KMeans stopped after max_iter={self.max_iter} iterations without converging; "
+                "raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        if not strict:
+            labels, inertia, *_ = self._pass(chunks, centers, found, sums=False)
+        return labels, inertia, centers, iteration, history
+
+    def _pass(self, chunks, centers, found, *, sums: bool):
+        """One assignment pass: labels (n_local,), inertia, and (summed over the ranks)
+        cluster sums (k, d) and counts (k,) in float64 with the k farthest points."""
+        k, d = centers.shape
+        parts = []
+        totals = torch.zeros(k * d + k + 1, dtype=torch.float64, device=centers.device)
+        S, counts, inertia = totals[: k * d].view(k, d), totals[k * d : -1], totals[-1:]
+        far = torch.empty(0, d + 2, dtype=torch.float64, device=centers.device)
+
+        def step(X: torch.Tensor) -> None:
+            nonlocal far
+            labels, dists = assign(X, centers, (X * X).sum(1))
+            parts.append(labels)
+            inertia.add_(dists.sum(dtype=torch.float64))
+            if sums:
+                S.index_add_(0, labels, X.double())
+                counts.add_(torch.bincount(labels, minlength=k).double())
+                top = dists.topk(min(k, X.shape[0])).indices
+                rows = torch.cat([dists[top, None], labels[top, None], X[top]], 1).double()
+                far = torch.cat([far, rows])
+                far = far[far[:, 0].topk(min(k, far.shape[0])).indices]
+
+        read_pass(chunks, self._check_chunk, found, step)
+        distributed.all_reduce_sum(totals)
+        labels = torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
+        if sums and bool((counts == 0).any()):
+            far = gather_rows(far)
+            far = far[far[:, 0].topk(min(k, far.shape[0])).indices]
+        return labels, float(inertia), S, counts, far
 
     def _initial_centers_array(self, X: torch.Tensor, k: int) -> torch.Tensor | None:
         if isinstance(self.init, str):

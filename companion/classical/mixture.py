@@ -9,6 +9,7 @@ import torch
 from companion._validation import to_input_kind
 from companion.classical._em import EMMixture
 from companion.classical._gaussian import (
+    CHUNK,
     COVARIANCE_TYPES,
     estimate_parameters,
     log_prob,
@@ -140,6 +141,56 @@ class GaussianMixture(EMMixture):
             X, resp, self.reg_covar, self.covariance_type
         )
         self._weights = nk / nk.sum()
+        self._prec_chol = precision_cholesky(self._cov, self.covariance_type)
+
+    def _needs_sample(self) -> bool:
+        given = (self.weights_init, self.means_init, self.precisions_init)
+        return not all(value is not None for value in given)
+
+    def _statistics(self, X: torch.Tensor, resp: torch.Tensor) -> list[torch.Tensor]:
+        """The M-step's sums over the rows, from which ``_m_step_statistics`` gets the
+        parameters: Σ r (K,), Σ r x (K, d), and the second moments of the covariance
+        type. For ``full`` those are taken about the means entering the iteration,
+        Σ r (x - c)(x - c)ᵀ (K, d, d), so that nothing cancels."""
+        sums = [resp.sum(0), resp.T @ X]
+        if self.covariance_type == "full":
+            K, d = resp.shape[1], X.shape[1]
+            scatter = torch.zeros(K, d, d, dtype=X.dtype, device=X.device)
+            root = resp.sqrt()
+            for part, weights in zip(X.split(2 * CHUNK), root.split(2 * CHUNK), strict=True):
+                weighted = (part[None] - self._means[:, None, :]) * weights.T[:, :, None]
+                scatter.baddbmm_(weighted.transpose(1, 2), weighted)
+            sums.append(scatter)
+        elif self.covariance_type == "tied":
+            sums.append(X.T @ X)
+        else:
+            sums.append(resp.T @ (X * X))
+        return sums
+
+    def _m_step_statistics(self, sums: list[torch.Tensor], dtype: torch.dtype) -> None:
+        """``estimate_parameters`` from the sums (float64), parameters in ``dtype``."""
+        counts, first, second = sums
+        nk = counts + 10 * torch.finfo(dtype).eps  # (K,)
+        means = first / nk[:, None]  # (K, d)
+        if self.covariance_type == "full":
+            # Σ r (x - μ)(x - μ)ᵀ from the sums about c: with δ = μ - c and s = Σ r (x - c),
+            # it is S_c - δ sᵀ - s δᵀ + (Σ r) δ δᵀ
+            shift = self._means.to(torch.float64)
+            delta = means - shift
+            about = first - counts[:, None] * shift
+            outer = delta[:, :, None] * about[:, None, :]
+            scatter = second - outer - outer.transpose(1, 2)
+            scatter += counts[:, None, None] * delta[:, :, None] * delta[:, None, :]
+            cov = scatter / nk[:, None, None]
+            cov.diagonal(dim1=1, dim2=2).add_(self.reg_covar)
+        elif self.covariance_type == "tied":
+            cov = (second - (nk[:, None] * means).T @ means) / nk.sum()
+            cov.diagonal().add_(self.reg_covar)
+        else:
+            diag = second / nk[:, None] - means * means + self.reg_covar
+            cov = diag if self.covariance_type == "diag" else diag.mean(1)
+        self._means, self._cov = means.to(dtype), cov.to(dtype)
+        self._weights = (nk / nk.sum()).to(dtype)
         self._prec_chol = precision_cholesky(self._cov, self.covariance_type)
 
     def _n_parameters(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from companion._validation import (
     validate_data,
 )
 from companion.classical._base import ParamsMixin
+from companion.classical._stream import ChunkSource, Moments, agree, is_chunk_source, survey
 from companion.classical.linalg import column_mean, flip_signs, randomized_svd
 from companion.runtime import resolve_seed
 
@@ -88,16 +90,133 @@ class PCA(ParamsMixin):
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any = None) -> PCA:
-        """Fit the model to X (n_samples, n_features); returns self (``y`` is ignored)."""
-        self._fit(X)
+        """Fit the model to X (n_samples, n_features); returns self (``y`` is ignored).
+
+        X may also be a chunk source (a list of (m, n_features) chunks, a
+        DataLoader, a function returning an iterator of chunks, or a one-shot
+        iterator: see ``companion.classical._stream``): the covariance solver then
+        reads it once, accumulating the mean and scatter matrix in float64, and
+        holds one chunk at a time. Under ``torch.distributed`` each rank passes
+        its own shard and every rank ends with the model of all the data.
+        """
+        if is_chunk_source(X):
+            self._fit_stream(X)
+        else:
+            self._fit(X)
         return self
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """Fit, then return the codes of X, shape (n_samples, n_components_)."""
+        _refuse_chunks(X, "fit_transform")
         Xt, kind = self._fit(X)
         return to_input_kind(self._encode(Xt), kind)
 
+    def partial_fit(self, X: Any, y: Any = None) -> PCA:
+        """Add the rows of X (m, n_features) to the data seen so far and refit; returns self.
+
+        The covariance solver's statistics (row count, mean, scatter matrix) are
+        accumulated in float64, chunk by chunk, so the result equals ``fit`` on
+        all the rows seen, to float tolerance, whatever the chunking. Each call
+        ends with a d×d eigendecomposition: use chunks of many rows. The fitted
+        attributes appear once at least ``max(2, n_components)`` rows were seen;
+        a chunk of 0 rows is accepted (a rank with nothing to add).
+        Under ``torch.distributed`` every call is a collective: every rank calls
+        ``partial_fit`` equally often, each with its own chunk, and the model is
+        that of the chunks of every rank.
+        """
+        first = getattr(self, "_moments", None) is None
+        if first and hasattr(self, "components_"):
+            warnings.warn(
+                "PCA was fitted by fit(X) on an in-memory array, whose statistics are not "
+                "kept, so partial_fit starts over from this chunk; to add chunks to earlier "
+                "data, call partial_fit on every chunk from the start (or fit(chunks)).",
+                UserWarning,
+                stacklevel=2,
+            )
+        error = None
+        try:
+            self._check_streaming_solver()
+            X, kind = validate_data(self, X, reset=first, min_samples=0)
+            if first:
+                self._moments = Moments(X.shape[1], X.device)
+                self._stream_kind = kind
+            self._moments.add(X.to(dtype=self._stream_kind.dtype, device=self._stream_kind.device))
+        except Exception as err:  # under torch.distributed every rank must hear of it
+            error = err
+        agree(error, "PCA.partial_fit")
+        n, mean, scatter = self._moments.reduced()
+        self._fit_moments(n, mean, scatter, self._stream_kind, final=False)
+        return self
+
+    def _check_streaming_solver(self) -> None:
+        if self.solver not in ("auto", "covariance_eigh"):
+            raise ValueError(
+                f"solver={self.solver!r} needs all the data in memory; fitting from chunks "
+                "uses the covariance solver: pass solver='covariance_eigh' (or 'auto'), or "
+                "an array."
+            )
+
+    def _fit_stream(self, source: Any) -> None:
+        """fit on a chunk source: one pass of float64 moments, then the eigendecomposition."""
+        self._check_streaming_solver()
+        chunks = ChunkSource(source, estimator="PCA", passes="one")
+        for name in ("_moments", "components_"):
+            self.__dict__.pop(name, None)
+        found = survey(
+            chunks,
+            lambda raw, name, first: validate_data(
+                self, raw, reset=first, name=name, min_samples=0
+            ),
+            moments="full",
+        )
+        self._moments, self._stream_kind = found.moments, found.kind
+        n, mean, scatter = found.moments.reduced()
+        self._fit_moments(n, mean, scatter, found.kind, final=True)
+
+    def _fit_moments(
+        self, n: int, mean: torch.Tensor, scatter: torch.Tensor, kind: InputKind, *, final: bool
+    ) -> None:
+        """The covariance solver on float64 statistics: n rows, mean (d,), scatter (d, d).
+
+        The same steps as ``_fit_covariance``: eigendecomposition in float64, signs
+        fixed by the largest loading, components cast to the data's dtype, and the
+        variances recomputed as Rayleigh quotients cᵀ S c / (n - 1) of those cast
+        components (here on the float64 scatter matrix, which the stream
+        accumulated exactly, rather than on a second pass over the data).
+        """
+        d = mean.shape[0]
+        k_max = min(n, d)
+        too_few = n < 2 or (_is_int(self.n_components) and n < self.n_components)
+        if too_few and not final:
+            return  # partial_fit: wait for more rows
+        if n < 2:
+            raise ValueError(
+                f"X has n_samples={n} over all its chunks, but at least 2 are needed; "
+                "give more data."
+            )
+        if _is_int(self.n_components):
+            self._n_components_int(k_max)  # a clear error for too many components
+        total = torch.trace(scatter) / (n - 1)
+        eigvals, eigvecs = torch.linalg.eigh(scatter)  # ascending
+        top = eigvals.flip(0)[:k_max].cpu()
+        k = self._n_components_from_variance((top / (n - 1)).clamp_min(0), total.cpu(), k_max)
+        V = eigvecs.T.flip(0)[:k]  # (k, d), largest first
+        components = flip_signs(V).to(kind.dtype)
+        C = components.to(torch.float64)
+        variances = ((C @ scatter) * C).sum(1) / (n - 1)
+        self._set_fitted(
+            "covariance_eigh",
+            n,
+            k_max,
+            mean.to(kind.dtype),
+            components,
+            variances,
+            total.cpu(),
+            kind,
+        )
+
     def _fit(self, X: Any) -> tuple[torch.Tensor, InputKind]:
+        self.__dict__.pop("_moments", None)
         X, kind = validate_data(self, X, reset=True, min_samples=2)
         n, d = X.shape
         k_max = min(n, d)
@@ -128,11 +247,17 @@ class PCA(ParamsMixin):
             variances = S.to(torch.float64) ** 2 / (n - 1)
             k = self._n_components_from_variance(variances, total, k_max)
             components = flip_signs(components[:k].to(X.dtype))
+        self._set_fitted(solver, n, k_max, mean, components, variances, total, kind)
+        return X, kind
+
+    def _set_fitted(self, solver, n, k_max, mean, components, variances, total, kind) -> None:
+        """Store the fitted attributes; tensors in the data's dtype on its device."""
         k = components.shape[0]
-        variances = variances[:k]
+        variances = variances[:k].to(components.device)
+        total = total.to(components.device)
         dropped = (total - variances.sum()).clamp_min(0)
         noise = dropped / (k_max - k) if k < k_max else torch.zeros((), dtype=torch.float64)
-        as_x = {"dtype": X.dtype, "device": X.device}
+        as_x = {"dtype": components.dtype, "device": components.device}
         self.solver_ = solver
         self.n_samples_, self.n_components_ = n, k
         self.mean_ = to_input_kind(mean, kind)
@@ -143,7 +268,6 @@ class PCA(ParamsMixin):
         self.noise_variance_ = float(noise)
         self._state = (mean, components, variances.to(**as_x))  # tensors on X's device
         self._kind = kind
-        return X, kind
 
     def _fit_covariance(self, X: torch.Tensor, k_max: int) -> tuple:
         """Eigendecomposition of the covariance, accurate in float32.
@@ -343,6 +467,15 @@ def _as(array, dtype):
 def _flip(array):
     """Reverse the first axis of a NumPy array or a tensor."""
     return array[::-1] if isinstance(array, np.ndarray) else array.flip(0)
+
+
+def _refuse_chunks(X: Any, method: str) -> None:
+    """``fit_transform`` and the like return one row per sample: they need an array."""
+    if is_chunk_source(X):
+        raise TypeError(
+            f"{method} returns a result for every row, so it needs an in-memory array, not "
+            f"a chunk source; call fit(chunks) and then transform each chunk."
+        )
 
 
 def _is_int(value: Any) -> bool:
