@@ -2,6 +2,7 @@
 nearest-neighbour checks (memorisation, precision and recall), Parzen windows, and
 mode coverage on the GAN chapter's mixtures."""
 
+from companion.evaluation.diffusion_coverage import fit_mixture_diffusion
 from companion.evaluation.frechet import (
     FrechetScorer,
     frechet_distance,
@@ -48,4 +49,5 @@ __all__ = [
     "MIXTURES",
     "TRICKS",
     "fit_mixture_gan",
+    "fit_mixture_diffusion",
 ]
