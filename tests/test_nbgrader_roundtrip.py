@@ -25,7 +25,7 @@ pytest.importorskip("nbgrader", reason="nbgrader is not installed: pip install -
 pytestmark = pytest.mark.timeout(1800)
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTER = "vae"  # its checks need no data set and run in a second or two
+CHAPTER = "vae"  # its checks need no data set; the β sweep trains three small VAEs
 ASSIGNMENT = "vae-exercises"
 jupyter_edition = load_script("jupyter_edition")
 
