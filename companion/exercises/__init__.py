@@ -6,6 +6,13 @@ confirmation or raises :class:`ExerciseError` explaining in plain words what
 is wrong (shape, value off by how much) with a hint. Never a bare
 ``AssertionError``.
 
+The experiment checks (one per chapter: ``check_isomap_neighbours``, ``check_heldout_k``,
+``check_heldout_components``, ``check_denoising_level``, ``check_beta_sweep``,
+``check_d_steps``, ``check_made_hidden``) take a function that trains or fits a model for
+one value of a setting and returns what it measured; they sweep the setting on data of
+their own, drawn from ``seed``, and judge the measurements: a trend, or a level that a
+correct run reaches whatever the seed.
+
 One module per chapter; this package re-exports every check.
 """
 
