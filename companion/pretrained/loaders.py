@@ -25,6 +25,7 @@ from companion.models.autoregressive.pixelrnn import PIXELRNN_HIDDEN, PixelRNN
 from companion.models.classifier import FashionClassifier
 from companion.models.dcgan import DCGANGenerator
 from companion.models.diffusion import DDPM
+from companion.models.flows import Flow, fashion_flow
 from companion.models.unet import UNet
 from companion.models.vae import VAE
 
@@ -190,4 +191,20 @@ def load_pixelrnn() -> PixelRNN:
     """
     model = PixelRNN(PIXELRNN_HIDDEN)
     model.load_state_dict(load_shipped_state(PIXELRNN_WEIGHTS, "train_pixelrnn.py"))
+    return model.eval()
+
+
+def load_flow(kind: str = "realnvp") -> Flow:
+    """The RealNVP (``"realnvp"``) or MAF (``"maf"``) trained by ``python scripts/train_flow.py``
+    on uniformly dequantised Fashion-MNIST.
+
+    Architectures in ``companion.models.flows.FASHION_FLOWS``; the model takes rows
+    (N, 784) in [0, 1) (``companion.data.dequantize``) and scores them in nats
+    (``log_prob``) or 8-bit bits/dim (``loss``). Stored in float16, returned in
+    float32, in eval mode. The command, the epochs and the test bits/dim are in
+    ``companion/pretrained/records/flow_<kind>.json``.
+    """
+    model = fashion_flow(kind)
+    saved = load_shipped_file(f"flow_{kind}_fashion_mnist.pt", "train_flow.py")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in saved.items()})
     return model.eval()
