@@ -34,6 +34,12 @@ from companion.exercises.clustering import (
     check_kmeans_assignment,
     check_kmeans_update,
 )
+from companion.exercises.diffusion import (
+    check_ddim_step,
+    check_dsm_loss,
+    check_q_sample,
+    check_reverse_step,
+)
 from companion.exercises.evaluation import (
     check_bits_per_dim,
     check_chain_rule_log_prob,
@@ -73,6 +79,10 @@ from companion.exercises.vae import (
 
 __all__ = [
     "ExerciseError",
+    "check_ddim_step",
+    "check_dsm_loss",
+    "check_q_sample",
+    "check_reverse_step",
     "check_active_units",
     "check_bce_loss",
     "check_beta_sweep",
