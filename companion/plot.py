@@ -180,3 +180,23 @@ def embedding(
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def glue(name: str, value) -> None:
+    """Hand ``value`` to the book's prose under ``name``, without showing it.
+
+    The page's markdown then quotes the reader's own result with
+    ``{glue:text}`name:.2f``` instead of a number typed in by hand. This writes
+    the display bundle of MyST-NB's ``glue(name, value, display=False)``, so the
+    book build reads it, while a notebook run outside the book (Colab, Jupyter)
+    needs no MyST-NB and shows nothing extra: print the value next to it.
+    """
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display
+
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"glue name {name!r} must be an identifier such as 'cae_ratio'.")
+    bundle, metadata = format_display_data(value)
+    prefix = "application/papermill.record/"
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    display({prefix + kind: data for kind, data in bundle.items()}, raw=True, metadata=metadata)
