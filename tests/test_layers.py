@@ -44,7 +44,8 @@ ALLOWED: dict[str, set[str]] = {
     "exercises": CORE | {"data", "classical", "models", "training", "pretrained", "evaluation"},
 }
 NO_MODELS = {"companion.training.trainer", "companion.training.callbacks",
-             "companion.training.checkpoint"}  # fmt: skip
+             "companion.training.checkpoint", "companion.training.parallel",
+             "companion.training.tally"}  # fmt: skip
 MAY_DRAW = {"exercises", "evaluation", "plot"}
 
 

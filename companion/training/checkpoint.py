@@ -6,6 +6,7 @@ with ``torch.load(..., weights_only=True)``: no pickled code runs on load.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -20,9 +21,17 @@ FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` atomically (a crash never leaves half a file)."""
+    """Write ``state`` to ``path`` atomically (a crash never leaves half a file).
+
+    The state goes to a temporary ``.<name>.<random>.tmp`` beside ``path`` and is then
+    renamed over it. A process killed during the write (SIGKILL, a preempted job)
+    leaves that temporary behind; the next save of the same checkpoint removes it
+    first (:func:`remove_stale_temporaries`), so repeated kills do not fill the disk.
+    One process writes a given checkpoint at a time (the trainer's rank 0).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
@@ -31,6 +40,27 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the temporaries ``.<name>.*.tmp`` that an interrupted save of ``path`` left.
+
+    Called by :func:`save_checkpoint` before it writes and by the trainer when it
+    resumes; returns the files removed. Another checkpoint's temporaries (another
+    name in the same folder) are left alone.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    # mkstemp's names: the prefix, 8 random characters, the suffix
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.????????.tmp"):
+        try:
+            stale.unlink()
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        removed.append(stale)
+    return removed
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

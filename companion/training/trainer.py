@@ -34,10 +34,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+import companion.distributed as distributed
 from companion._validation import check_finite, check_positive_int, values_checked
 from companion.errors import TrainingDivergedError
 from companion.runtime import resolve_device, seed_everything
-from companion.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from companion.training import parallel
+from companion.training.checkpoint import (
+    load_checkpoint,
+    load_model_state,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
+from companion.training.tally import LossTally
 
 Batch = Any  # a tensor or a tuple of tensors sharing their first dimension
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -169,7 +177,15 @@ class Trainer:
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = DEFAULT_LR if lr is None else lr
-        self.device = resolve_device(device)
+        self.device = parallel.join_process_group(resolve_device(device))
+        self.world_size, self.rank = distributed.world_size(), distributed.rank()
+        if batch_size % self.world_size:
+            raise ValueError(
+                f"batch_size={batch_size} cannot be split evenly over {self.world_size} "
+                f"processes; batch_size is the global batch (each process takes "
+                f"batch_size / {self.world_size}), so use a multiple of {self.world_size}, "
+                f"e.g. {batch_size + self.world_size - batch_size % self.world_size}."
+            )
         self.seed = seed
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.checkpoint_every = checkpoint_every
@@ -195,11 +211,31 @@ class Trainer:
             self.optimizers = {"model": torch.optim.Adam(model.parameters(), lr=self.lr)}
         self.history: dict[str, list[float]] = {}
         self.epoch = 0  # epochs completed
+        self._loss = model.loss if hasattr(model, "loss") else None  # DDP's forward in a fit
+
+    @property
+    def is_main_process(self) -> bool:
+        """True on rank 0 (and on one process): the process that prints and writes files."""
+        return self.rank == 0
 
     # ------------------------------------------------------------------ data
     def _batches(self, data: Any, *, shuffle: bool, epoch: int) -> Iterable[Batch]:
-        """Yield batches on the device; tensors are shuffled by (seed, epoch)."""
-        if isinstance(data, torch.Tensor) or _is_tensor_tuple(data):
+        """Yield batches on the device; tensors are shuffled by (seed, epoch).
+
+        Under several processes each yields its share of every global batch (see
+        :mod:`companion.training.parallel`).
+        """
+        if _is_tensors(data) and self.world_size > 1:
+            tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+            order = parallel.shard_indices(
+                tensors[0].shape[0], seed=self.seed, epoch=epoch, shuffle=shuffle,
+                world_size=self.world_size, rank=self.rank,
+            ).to(tensors[0].device)  # fmt: skip
+            for start in range(0, len(order), self.batch_size // self.world_size):
+                idx = order[start : start + self.batch_size // self.world_size]
+                batch = tuple(t[idx] for t in tensors)
+                yield batch[0] if isinstance(data, torch.Tensor) else batch
+        elif isinstance(data, torch.Tensor) or _is_tensor_tuple(data):
             tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
             n = tensors[0].shape[0]
             if shuffle:
@@ -212,6 +248,7 @@ class Trainer:
                 batch = tuple(t[idx] for t in tensors)
                 yield batch[0] if isinstance(data, torch.Tensor) else batch
         else:
+            parallel.set_loader_epoch(data, epoch)
             for batch in data:
                 yield _to_device(batch, self.device)
 
@@ -263,7 +300,7 @@ class Trainer:
             return self.model.train_step(batch, self.optimizers)
         optimizer = self.optimizers["model"]
         optimizer.zero_grad(set_to_none=True)
-        out = _check_loss_dict(self.model.loss(batch), type(self.model).__name__)
+        out = _check_loss_dict(self._loss(batch), type(self.model).__name__)
         out["loss"].backward()
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -271,7 +308,11 @@ class Trainer:
         return out
 
     def evaluate(self, data: Any) -> dict[str, float]:
-        """Average of ``model.loss`` over ``data`` in eval mode (no transform, no shuffle)."""
+        """Average of ``model.loss`` over ``data`` in eval mode (no transform, no shuffle).
+
+        Under several processes every rank must call it: each evaluates a shard of
+        tensor data and the sums are added over the ranks.
+        """
         return self._evaluate(self._prepare(data, "val_data"))
 
     @torch.no_grad()
@@ -280,10 +321,20 @@ class Trainer:
         name = type(self.model).__name__
         was_training = self.model.training
         self.model.eval()
-        tally = _Tally(name)
+        sharded = _is_tensors(data) and 1 < self.world_size <= _length(data)
+        if sharded:  # rank r takes examples r, r + W, ...: no example twice
+            tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+            shard = tuple(t[self.rank :: self.world_size] for t in tensors)
+            data = shard[0] if isinstance(data, torch.Tensor) else shard
+        tally = LossTally(name, at_end_ranks=sharded)
         try:
             with _values_checked_if(_is_tensors(data)):
-                for index, batch in enumerate(self._batches(data, shuffle=False, epoch=0)):
+                batches = (
+                    self._batches(data, shuffle=False, epoch=0)
+                    if not sharded
+                    else (_plain_batches(data, self.batch_size))
+                )
+                for index, batch in enumerate(batches):
                     tally.add(
                         index, _batch_size(batch), _check_loss_dict(self.model.loss(batch), name)
                     )
@@ -313,66 +364,115 @@ class Trainer:
         )
         if val_data is not None:
             val_data = self._prepare(val_data, "val_data")  # once, not every epoch
+        if self.world_size > 1 and not _is_tensors(train_data):
+            parallel.check_loader_sharded(train_data, "train_data", self.world_size)
         # The whole data set was checked: batches need no value scans of their own, unless
         # batch_transform makes them something else than the data checked.
         train_checked = _is_tensors(train_data) and self.batch_transform is None
-        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self._restore(self.checkpoint_path)
+        state = self._read_for_resume() if resume and self.checkpoint_path is not None else None
+        if state is not None:
+            self._restore(state, self.checkpoint_path)
         else:
-            seed_everything(self.seed)
+            seed_everything(parallel.rank_seed(self.seed, self.rank))
         name = type(self.model).__name__
         bar = tqdm(
             range(self.epoch, self.epochs),
             initial=self.epoch,
             total=self.epochs,
             desc=f"training {name}",
-            disable=not self.progress,
+            disable=not (self.progress and self.is_main_process),
         )
-        for epoch in bar:
-            for callback in self.callbacks:
-                if hasattr(callback, "on_epoch_start"):
-                    callback.on_epoch_start(self, epoch)
-            self.model.train()
-            started = time.perf_counter()
-            n_batches = _count_batches(train_data, self.batch_size)
-            tally = _Tally(name, check=self._divergence_check(epoch, n_batches))
-            batches = self._batches(train_data, shuffle=True, epoch=epoch)
-            try:
-                with _values_checked_if(train_checked):
-                    for index, batch in enumerate(batches):
-                        if self.batch_transform is not None:
-                            batch = self.batch_transform(batch)
-                        tally.add(index, _batch_size(batch), self.train_step(batch))
-                        if len(tally.pending) >= READ_EVERY:
-                            tally.settle()  # one host synchronisation per READ_EVERY batches
-            except TrainingDivergedError:
-                raise
-            except Exception as error:
-                try:  # an earlier batch of the window diverged: that came first
-                    tally.settle()
-                except TrainingDivergedError as diverged:
-                    raise diverged from error
-                except Exception:
-                    pass
-                raise
-            logs = tally.means()
-            if val_data is not None:
-                logs.update({f"val_{k}": v for k, v in self._evaluate(val_data).items()})
-            logs["seconds"] = time.perf_counter() - started
-            for key, value in logs.items():
-                self.history.setdefault(key, []).append(value)
-            self.epoch = epoch + 1
-            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "seconds"})
-            for callback in self.callbacks:
-                if hasattr(callback, "on_epoch_end"):
-                    callback.on_epoch_end(self, epoch, logs)
-            if self.checkpoint_path is not None and (
-                self.epoch == self.epochs
-                or (self.checkpoint_every is not None and self.epoch % self.checkpoint_every == 0)
-            ):
-                self.save(self.checkpoint_path)
+        self._join_ranks()
+        try:
+            for epoch in bar:
+                logs = self._epoch(epoch, train_data, val_data, train_checked)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "seconds"})
+                for callback in self.callbacks:
+                    if hasattr(callback, "on_epoch_end"):
+                        callback.on_epoch_end(self, epoch, logs)
+                if self.checkpoint_path is not None and (
+                    self.epoch == self.epochs
+                    or (
+                        self.checkpoint_every is not None
+                        and self.epoch % self.checkpoint_every == 0
+                    )
+                ):
+                    self.save(self.checkpoint_path)
+        finally:
+            self._leave_ranks()
         bar.close()
         return self.history
+
+    def _epoch(self, epoch: int, train_data: Any, val_data: Any, train_checked: bool) -> dict:
+        """One pass over the training data (and the validation data); returns its logs."""
+        for callback in self.callbacks:
+            if hasattr(callback, "on_epoch_start"):
+                callback.on_epoch_start(self, epoch)
+        self.model.train()
+        started = time.perf_counter()
+        n_batches = _count_batches(train_data, self.batch_size, self.world_size)
+        tally = LossTally(
+            type(self.model).__name__,
+            check=self._divergence_check(epoch, n_batches),
+            per_batch_ranks=True,
+        )
+        batches = self._batches(train_data, shuffle=True, epoch=epoch)
+        index = 0
+        try:
+            with _values_checked_if(train_checked):
+                for index, batch in enumerate(batches):
+                    if self.batch_transform is not None:
+                        batch = self.batch_transform(batch)
+                    tally.add(index, _batch_size(batch), self.train_step(batch))
+                    if index == 0 and self._first_step_pending:
+                        parallel.copy_from_rank0(self.model)  # data-dependent initialisations
+                        self._first_step_pending = False
+                    if len(tally.pending) >= READ_EVERY:
+                        tally.settle()  # one host synchronisation per READ_EVERY batches
+        except TrainingDivergedError:
+            raise
+        except Exception as error:
+            try:  # an earlier batch of the window diverged: that came first
+                tally.settle(local=True)  # no collective: the other ranks may be elsewhere
+            except TrainingDivergedError as diverged:
+                raise diverged from error
+            except Exception:
+                pass
+            if self.world_size > 1:
+                error.add_note(
+                    f"rank {self.rank} of {self.world_size} stopped at epoch {epoch + 1}, batch "
+                    f"{index + 1}; if another rank failed first, its error is the cause "
+                    "(torchrun prints it as the root cause)."
+                )
+            raise
+        logs = tally.means()
+        if val_data is not None:
+            logs.update({f"val_{k}": v for k, v in self._evaluate(val_data).items()})
+        logs["seconds"] = time.perf_counter() - started
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+        self.epoch = epoch + 1
+        return logs
+
+    def _join_ranks(self) -> None:
+        """Under several processes: average the gradients over the ranks during this fit."""
+        self._first_step_pending = False
+        self._averager = None
+        self._loss = self.model.loss if hasattr(self.model, "loss") else None
+        if self.world_size == 1:
+            return
+        self._first_step_pending = self.epoch < self.epochs
+        if hasattr(self.model, "train_step"):
+            parallel.copy_from_rank0(self.model)
+            self._averager = parallel.GradientAverager(self.model)
+        else:
+            self._loss = parallel.wrap_loss(self.model, self.device)
+
+    def _leave_ranks(self) -> None:
+        if self._averager is not None:
+            self._averager.remove()
+        self._averager = None
+        self._loss = self.model.loss if hasattr(self.model, "loss") else None
 
     def _divergence_check(
         self, epoch: int, n_batches: int | str
@@ -409,22 +509,43 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
     def save(self, path: str | Path) -> None:
-        """Save model, optimisers, history, epoch and random state to ``path``."""
+        """Save model, optimisers, history, epoch and random state to ``path``.
+
+        Under several processes every rank must call it (``fit`` does): the ranks'
+        random states are gathered and rank 0 writes the file.
+        """
+        rng = parallel.gather_rng_states()
+        if not self.is_main_process:
+            return
         state = {
             "model_class": type(self.model).__name__,
             "model_state": self.model.state_dict(),
             "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
             "epoch": self.epoch,
             "history": self.history,
-            "rng_cpu": torch.get_rng_state(),
+            "rng_cpu": rng[0]["cpu"],
             "seed": self.seed,
+            "world_size": self.world_size,
         }
-        if torch.cuda.is_available():
-            state["rng_cuda"] = torch.cuda.get_rng_state_all()
+        if "cuda" in rng[0]:
+            state["rng_cuda"] = rng[0]["cuda"]
+        if self.world_size > 1:
+            state["rng_by_rank"] = rng
         save_checkpoint(path, state)
 
-    def _restore(self, path: Path) -> None:
-        state = load_checkpoint(path)
+    def _read_for_resume(self) -> dict | None:
+        """The checkpoint to resume from, or None; rank 0 reads it and sends it to the others.
+
+        Rank 0 also removes the temporaries that a kill during a save left behind.
+        """
+        state = None
+        if self.is_main_process:
+            remove_stale_temporaries(self.checkpoint_path)
+            if self.checkpoint_path.exists():
+                state = load_checkpoint(self.checkpoint_path)
+        return parallel.broadcast_state(state)
+
+    def _restore(self, state: dict, path: Path) -> None:
         load_model_state(self.model, state, source=str(path))
         if set(state["optimizers"]) != set(self.optimizers):
             raise ValueError(
@@ -435,9 +556,16 @@ class Trainer:
             optimizer.load_state_dict(state["optimizers"][key])
         self.epoch = int(state["epoch"])
         self.history = {k: list(v) for k, v in state["history"].items()}
-        torch.set_rng_state(state["rng_cpu"])
-        if "rng_cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.world_size:
+            parallel.warn_other_world_size(path, saved_world, self.world_size)
+            seed_everything(parallel.rank_seed(self.seed, self.rank, self.epoch))
+            return
+        own = state["rng_by_rank"][self.rank] if self.world_size > 1 else None
+        torch.set_rng_state(own["cpu"] if own else state["rng_cpu"])
+        cuda = own.get("cuda") if own else state.get("rng_cuda")
+        if cuda is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def _reject_ignored_options(
@@ -501,76 +629,6 @@ def _values_checked_if(checked: bool):
         yield
 
 
-class _Tally:
-    """Size-weighted sums of the entries of loss dicts, read from the device in windows.
-
-    ``add`` keeps a batch's tensors on the device (copied, so that a model updating a
-    buffer in place cannot change them); ``settle`` reads every pending batch in one
-    transfer per dtype and folds them into the sums in batch order, exactly as
-    ``float(value) * size`` per batch would, passing each value to ``check`` first.
-    """
-
-    def __init__(self, name: str, check: Callable[[str, float, int], None] | None = None):
-        self.name, self.check = name, check
-        self.sums: dict[str, float] = {}
-        self.count = 0
-        self.pending: list[tuple[int, int, _Snapshot]] = []
-
-    def add(self, index: int, size: int, out: dict[str, Any]) -> None:
-        self.pending.append((index, size, _snapshot(out, self.name)))
-
-    def settle(self) -> None:
-        pending, self.pending = self.pending, []
-        for (index, size, _), values in zip(pending, _read([p[2] for p in pending]), strict=True):
-            for key, value in values.items():
-                if self.check is not None:
-                    self.check(key, value, index)
-                self.sums[key] = self.sums.get(key, 0.0) + value * size
-            self.count += size
-
-    def means(self) -> dict[str, float]:
-        self.settle()
-        return {key: total / self.count for key, total in self.sums.items()}
-
-
-# a batch's keys in order, its numbers, and its tensors stacked per (dtype, device) with their keys
-_Snapshot = tuple[list[str], dict[str, float], list[tuple[list[str], torch.Tensor]]]
-
-
-def _snapshot(out: dict[str, Any], name: str) -> _Snapshot:
-    groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
-    numbers = {}
-    for key, value in out.items():
-        if isinstance(value, torch.Tensor):
-            if value.numel() != 1:
-                raise ValueError(
-                    f"{name} returned {key!r} of shape {tuple(value.shape)}; every entry of "
-                    "the loss dict must be a scalar, e.g. its .mean()."
-                )
-            groups.setdefault((value.dtype, value.device), []).append(key)
-        else:
-            numbers[key] = float(value)
-    stacked = [
-        (keys, torch.stack([out[k].detach().reshape(()) for k in keys])) for keys in groups.values()
-    ]
-    return list(out), numbers, stacked
-
-
-def _read(snapshots: list[_Snapshot]) -> list[dict[str, float]]:
-    """The snapshots' values as floats, each key in its batch's order; one transfer per group."""
-    values = [dict(numbers) for _, numbers, _ in snapshots]
-    groups: dict[tuple[torch.dtype, torch.device], list[tuple[int, list[str], torch.Tensor]]] = {}
-    for i, (_, _, stacked) in enumerate(snapshots):
-        for keys, tensor in stacked:
-            groups.setdefault((tensor.dtype, tensor.device), []).append((i, keys, tensor))
-    for items in groups.values():
-        flat = iter(torch.cat([tensor for _, _, tensor in items]).tolist())
-        for i, keys, _ in items:
-            for key in keys:
-                values[i][key] = float(next(flat))
-    return [{key: values[i][key] for key in keys} for i, (keys, _, _) in enumerate(snapshots)]
-
-
 def _is_tensors(data: Any) -> bool:
     return isinstance(data, torch.Tensor) or _is_tensor_tuple(data)
 
@@ -596,11 +654,23 @@ def _batch_size(batch: Batch) -> int:
     return int(first.shape[0])
 
 
-def _count_batches(data: Any, batch_size: int) -> int | str:
-    if isinstance(data, torch.Tensor):
-        return math.ceil(data.shape[0] / batch_size)
-    if _is_tensor_tuple(data):
-        return math.ceil(data[0].shape[0] / batch_size)
+def _length(data: Any) -> int:
+    return int((data if isinstance(data, torch.Tensor) else data[0]).shape[0])
+
+
+def _plain_batches(data: Any, batch_size: int) -> Iterable[Batch]:
+    """Tensor data in order, ``batch_size`` rows at a time."""
+    for start in range(0, _length(data), batch_size):
+        if isinstance(data, torch.Tensor):
+            yield data[start : start + batch_size]
+        else:
+            yield tuple(t[start : start + batch_size] for t in data)
+
+
+def _count_batches(data: Any, batch_size: int, world_size: int = 1) -> int | str:
+    """Batches per epoch (per rank: the shards are ceil(n / world_size) long)."""
+    if _is_tensors(data):
+        return math.ceil(math.ceil(_length(data) / world_size) / (batch_size // world_size))
     try:
         return len(data)
     except TypeError:
