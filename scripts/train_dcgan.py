@@ -59,6 +59,8 @@ class Record:
         self.frechet: list[float] = []
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
+        if not trainer.is_main_process:  # under torchrun: rank 0 scores
+            return
         generator = self.gan.generator
         device = next(generator.parameters()).device
         generator.eval()
@@ -97,6 +99,8 @@ def main() -> None:
     start = time.perf_counter()
     trainer.fit(x_train * 2 - 1, resume=True)
     seconds = time.perf_counter() - start
+    if not trainer.is_main_process:  # under torchrun: rank 0 evaluates and writes
+        return
     if len(record.frechet) != args.epochs:
         raise SystemExit(
             f"recorded {len(record.frechet)} of {args.epochs} epochs: a resumed run lost the "

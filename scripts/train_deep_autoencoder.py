@@ -63,6 +63,8 @@ def main() -> None:
     )  # fmt: skip
     start = time.perf_counter()
     history = trainer.fit(x_train, x_test, resume=True)
+    if not trainer.is_main_process:  # under torchrun: rank 0 evaluates and writes
+        return
     seconds = time.perf_counter() - start
 
     model.eval()

@@ -62,6 +62,8 @@ def main() -> None:
     )  # fmt: skip
     start = time.perf_counter()
     history = trainer.fit((x_train, y_train), resume=True)
+    if not trainer.is_main_process:  # under torchrun: rank 0 evaluates and writes
+        return
     train_seconds = time.perf_counter() - start
     accuracy = model.accuracy(x_test.to(device), y_test.to(device))
 

@@ -41,6 +41,7 @@ from common import machine_info
 
 from companion import resolve_device, seed_everything
 from companion.data import UniformDequantizer, dequantize, flatten, load_fashion_mnist
+from companion.distributed import broadcast
 from companion.models.flows import (
     FASHION_FLOWS,
     FASHION_LOGIT_ALPHA,
@@ -112,8 +113,11 @@ def main() -> None:
         minutes = (time.perf_counter() - start) / 60
         print(f"epoch {target}: train bits/dim {history['bits_per_dim'][-1]:.4f} "
               f"({minutes:.1f} min)", flush=True)  # fmt: skip
-        if args.max_minutes is not None and minutes > args.max_minutes:
+        stop = torch.tensor(args.max_minutes is not None and minutes > args.max_minutes)
+        if broadcast(stop).item():  # rank 0's clock decides for every process (torchrun)
             break
+    if not trainer.is_main_process:  # under torchrun: rank 0 evaluates and writes
+        return
     epochs_done = len(history.get("loss", []))
     train_seconds = time.perf_counter() - start
 

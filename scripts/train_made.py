@@ -123,6 +123,8 @@ def train_and_report(
     start = time.perf_counter()
     history = trainer.fit(x_train, resume=True)
     train_seconds = time.perf_counter() - start
+    if not trainer.is_main_process:  # under torchrun: rank 0 evaluates and writes
+        return
 
     start = time.perf_counter()
     nll = nll_nats(model, x_test, batch_size=500)

@@ -68,6 +68,8 @@ def main() -> None:
     start = time.perf_counter()
     history = trainer.fit(x_train, resume=True)
     train_seconds = time.perf_counter() - start
+    if not trainer.is_main_process:  # under torchrun: rank 0 evaluates and writes
+        return
 
     model.eval()
     seed_everything(1)
