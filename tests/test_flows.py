@@ -277,6 +277,10 @@ def test_dequantize_adds_noise_within_each_grey_level():
     noise = x * 256 - images.float()
     assert abs(float(noise.mean()) - 0.5) < 0.02  # uniform on [0, 1): mean ½
     assert UniformDequantizer()(images).shape == (50, 49)
+    # in float32, 255 + u rounds up to 256 for u near 1; the values must stay below 1
+    top = dequantize(torch.full((1_000_000,), 255, dtype=torch.uint8),
+                     generator=torch.Generator().manual_seed(1))  # fmt: skip
+    assert float(top.max()) < 1 and torch.equal((top * 256).floor(), torch.full_like(top, 255))
 
 
 def test_jensen_dequantised_log_likelihood_bounds_the_discrete_one():

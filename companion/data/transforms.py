@@ -80,7 +80,11 @@ def dequantize(
             "(pass levels=... for another depth)."
         )
     noise = torch.rand(images.shape, generator=generator, dtype=dtype, device=images.device)
-    return (images.to(dtype) + noise) / levels
+    levels_ = images.to(dtype)
+    x = (levels_ + noise) / levels
+    # k + u rounds up to k + 1 for u near 1 in float32: keep every value in its own cell
+    top = torch.nextafter((levels_ + 1) / levels, torch.zeros((), dtype=dtype))
+    return torch.minimum(x, top)
 
 
 class UniformDequantizer:
