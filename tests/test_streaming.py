@@ -206,11 +206,14 @@ def test_reservoir_sample_is_uniform_and_ignores_the_chunking():
     rows = torch.arange(20, dtype=torch.float64)[:, None]
     hits = torch.zeros(20)
     for seed in range(1500):
-        whole, parts = _stream.Reservoir(5, seed), _stream.Reservoir(5, seed)
+        whole, parts, single = (_stream.Reservoir(5, seed) for _ in range(3))
         whole.add(rows)
         for chunk in cut(rows, [3, 3, 11, 12, 19]):
             parts.add(chunk)
-        assert torch.equal(whole.local(), parts.local())
+        for row in rows:  # algorithm R itself: one row at a time
+            single.add(row[None])
+        assert torch.equal(whole.local(), single.local())
+        assert torch.equal(parts.local(), single.local())
         hits[whole.local()[:, 0].long()] += 1
     frequency = hits / 1500
     assert float((frequency - 0.25).abs().max()) < 0.05, frequency  # 5 of 20 rows: 1/4 each

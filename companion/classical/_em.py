@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from companion import distributed
+import companion.distributed as distributed
 from companion._validation import (
     check_is_fitted,
     check_positive_int,

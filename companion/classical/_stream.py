@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from companion import distributed
+import companion.distributed as distributed
 from companion._validation import InputKind, batch_inputs
 
 # Rows kept (over all ranks together) to start k-means and EM from a chunk source:

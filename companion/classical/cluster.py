@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from companion import distributed
+import companion.distributed as distributed
 from companion._validation import (
     InputKind,
     check_array,
@@ -372,15 +372,17 @@ class KMeans(ParamsMixin):
         """One assignment pass: labels (n_local,), inertia, and (summed over the ranks)
         cluster sums (k, d) and counts (k,) in float64 with the k farthest points."""
         k, d = centers.shape
-        parts = []
+        labels_all = torch.empty(found.n_local, dtype=torch.int64, device=centers.device)
+        done = 0
         totals = torch.zeros(k * d + k + 1, dtype=torch.float64, device=centers.device)
         S, counts, inertia = totals[: k * d].view(k, d), totals[k * d : -1], totals[-1:]
         far = torch.empty(0, d + 2, dtype=torch.float64, device=centers.device)
 
         def step(X: torch.Tensor) -> None:
-            nonlocal far
+            nonlocal far, done
             labels, dists = assign(X, centers, (X * X).sum(1))
-            parts.append(labels)
+            labels_all[done : done + X.shape[0]] = labels[: max(0, found.n_local - done)]
+            done += X.shape[0]
             inertia.add_(dists.sum(dtype=torch.float64))
             if sums:
                 S.index_add_(0, labels, X.double())
@@ -392,7 +394,7 @@ class KMeans(ParamsMixin):
 
         read_pass(chunks, self._check_chunk, found, step)
         distributed.all_reduce_sum(totals)
-        labels = torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
+        labels = labels_all
         if sums and bool((counts == 0).any()):
             far = gather_rows(far)
             far = far[far[:, 0].topk(min(k, far.shape[0])).indices]
