@@ -44,13 +44,30 @@ def concept_ids_from_list(text: str) -> list[str]:
     return re.findall(rf"^\|\s*({ID})\s*\|", text, re.M)
 
 
-def table_rows() -> list[tuple[str, list[str]]]:
-    """(id, [concept, taught, notebook, exercises, status]) for every row of the table."""
+BEYOND = "\n## Beyond the lectures\n"
+
+
+def table_rows(*, beyond: bool = False) -> list[tuple[str, list[str]]]:
+    """(id, [concept, taught, notebook, exercises, status]) for every row of the lectures'
+    table, or with ``beyond=True`` of the table of topics beyond the lectures (their own ids)."""
+    text = PAGE.read_text(encoding="utf-8")
+    lectures, _, extra = text.partition(BEYOND)
     rows = []
-    for match in ROW.finditer(PAGE.read_text(encoding="utf-8")):
+    for match in ROW.finditer(extra if beyond else lectures):
         cells = [cell.strip() for cell in match.group(2).split("|")]
         rows.append((match.group(1), cells))
     return rows
+
+
+def test_rows_beyond_the_lectures_have_their_own_ids():
+    rows = table_rows(beyond=True)
+    ids = [cid for cid, _ in rows]
+    assert len(ids) == len(set(ids)), f"repeated ids beyond the lectures: {ids}"
+    lecture_ids = set(IDS_COPY.read_text(encoding="utf-8").split())
+    assert not lecture_ids & set(ids), "an id beyond the lectures is a lecture concept id"
+    for cid, cells in rows:
+        assert len(cells) == 5 and all(cells), f"{cid}: expected 6 filled cells"
+        assert cells[-1] in STATUSES and "{doc}`" in cells[1], f"{cid}: status or page missing"
 
 
 def toc_files() -> set[str]:
