@@ -58,6 +58,14 @@ def main() -> None:
     parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--stopped-session-seconds",
+        type=float,
+        default=None,
+        help="a session before this one was stopped by hand after this many seconds (read "
+        "from its log) before it could write the record; recorded as such",
+    )
+    parser.add_argument("--stopped-session-command", default=None)
     parser.add_argument("--checkpoint", default=str(ROOT / "_build" / "diffusion.ckpt"))
     parser.add_argument("--weights", default=str(WEIGHTS))
     parser.add_argument("--record", default=str(RECORD))
@@ -77,6 +85,9 @@ def main() -> None:
     record_path = Path(args.record)
     previous = json.loads(record_path.read_text()) if record_path.exists() else {}
     sessions = previous.get("sessions", []) if Path(args.checkpoint).exists() else []
+    if args.stopped_session_seconds is not None:
+        sessions.append({"seconds": args.stopped_session_seconds, "stopped_by_hand": True,
+                         "command": args.stopped_session_command})  # fmt: skip
     start = time.perf_counter()
     budget = 60 * args.minutes
     round_seconds: list[float] = []
@@ -99,9 +110,12 @@ def main() -> None:
             f"{round_seconds[-1]:.0f} s",
             flush=True,
         )
+    if not round_seconds and Path(args.checkpoint).exists():  # nothing trained: load the state
+        trainer.epochs = rounds_done
+        trainer.fit(x_train[:1], resume=True)  # restores the checkpoint, runs no epoch
     seconds = time.perf_counter() - start
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    sessions.append({"seconds": round(seconds, 1), "rounds": len(round_seconds),
+    sessions.append({"seconds": round(seconds, 1), "rounds_this_session": len(round_seconds),
                      "machine": machine_info(device), "command": command})  # fmt: skip
 
     network = model.sampler_network
@@ -110,7 +124,7 @@ def main() -> None:
     torch.save({"network": state}, args.weights)
     n_params = sum(p.numel() for p in model.network.parameters())
     record = {
-        "command": sessions[-1]["command"],
+        "command": " && ".join(s["command"] for s in sessions if s.get("command")),
         "sessions": sessions,
         "train_minutes_total": round(sum(s["seconds"] for s in sessions) / 60, 1),
         "architecture": {**config, "parameters": n_params},
