@@ -122,6 +122,13 @@ class Trainer:
     host synchronisation each on a GPU). A non-finite value is still
     reported with the epoch and batch where it first appeared, but the
     batches up to that read have run (and updated the weights) by then.
+
+    Under ``torchrun`` (or in a process group the caller initialised) every
+    process runs the same code: ``batch_size`` is the global batch, split over
+    the processes; gradients are averaged, losses summed over the processes,
+    and only rank 0 shows progress and writes checkpoints
+    (:mod:`companion.training.parallel`). ``fit``, ``evaluate`` and ``save``
+    must then be called on every rank.
     """
 
     def __init__(
