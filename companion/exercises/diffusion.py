@@ -106,8 +106,8 @@ def check_reverse_step(fn: Callable) -> None:
     """Check ``fn(x_t, t, eps_hat, z, betas)``: one ancestral DDPM step x_t -> x_{t−1}.
 
     x_{t−1} = (x_t − β_t/√(1 − ᾱ_t) ε̂)/√α_t + σ_t z with σ_t² = β̃_t =
-    (1 − ᾱ_{t−1})/(1 − ᾱ_t) β_t (zero at t = 1, where the step returns the mean). t is one int for the whole batch;
-    x_t, eps_hat and z are (B, d).
+    (1 − ᾱ_{t−1})/(1 − ᾱ_t) β_t (zero at t = 1, where the step returns the mean).
+    t is one int for the whole batch; x_t, eps_hat and z are (B, d).
     """
     g = _generator(2)
     betas, alpha_bars = _schedule()
