@@ -119,6 +119,7 @@ def fit_mixture_gan(
     device: str = "cpu",
     progress: bool = False,
     eval_at: Sequence[int] = (),
+    d_steps: int = 1,
 ) -> MixtureRun:
     """Train the mixture's recipe with ``trick`` for ``steps`` generator updates.
 
@@ -129,6 +130,8 @@ def fit_mixture_gan(
     100 × ``batch_size`` points per seed (one epoch = 100 steps). ``eval_at`` lists
     numbers of updates (multiples of 100, at most ``steps``) after which the coverage
     is also measured, in ``MixtureRun.snapshots``, without changing the training.
+    ``d_steps`` discriminator updates come before each generator update (``GAN(d_steps=...)``);
+    ``steps`` still counts generator updates.
     """
     if mixture not in MIXTURES:
         raise ValueError(f"mixture={mixture!r} is not one of {sorted(MIXTURES)}.")
@@ -148,7 +151,7 @@ def fit_mixture_gan(
     gan = GAN(
         MLPGenerator(2, 2, spec.generator_hidden, norm=spec.generator_norm),
         MLPDiscriminator(2, spec.discriminator_hidden, **disc_kwargs),
-        **gan_kwargs,
+        **{"d_steps": d_steps, **gan_kwargs},
     )
     epochs = steps // 100
     snapshots = _CoverageSnapshots(gan, spec, eval_at, n_eval)
