@@ -39,6 +39,7 @@ from common import machine_info
 
 from companion import resolve_device, seed_everything
 from companion.data import load_fashion_mnist, to_float
+from companion.distributed import broadcast
 from companion.models import DDPM, UNet
 from companion.pretrained.loaders import DIFFUSION_CONFIG
 from companion.training import Trainer
@@ -97,7 +98,7 @@ def main() -> None:
     while rounds_done < args.max_rounds:
         elapsed = time.perf_counter() - start
         longest = max(round_seconds, default=0.0)
-        if elapsed + longest > budget:
+        if broadcast(torch.tensor(elapsed + longest > budget)).item():  # rank 0's clock
             break
         t0 = time.perf_counter()
         order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(rounds_done))
@@ -114,6 +115,8 @@ def main() -> None:
         trainer.epochs = rounds_done
         trainer.fit(x_train[:1], resume=True)  # restores the checkpoint, runs no epoch
     seconds = time.perf_counter() - start
+    if not trainer.is_main_process:  # under torchrun: rank 0 evaluates and writes
+        return
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     sessions.append({"seconds": round(seconds, 1), "rounds_this_session": len(round_seconds),
                      "machine": machine_info(device), "command": command})  # fmt: skip

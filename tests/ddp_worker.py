@@ -98,6 +98,7 @@ def vae() -> dict:
 def gan() -> dict:
     torch.manual_seed(0)
     model = ExampleNoiseGAN(MLPGenerator(2, 12, (8,)), MLPDiscriminator(12, (8,)))
+    model.frozen = torch.nn.Parameter(torch.zeros(3), requires_grad=False)  # as DDPM's average
     trainer = Trainer(model, epochs=EPOCHS, batch_size=BATCH, lr=0.05, device="cpu", seed=5)
     z = example_noise(width=4).reshape(N, 2, 2)
     history = trainer.fit((data() * 2 - 1, z))

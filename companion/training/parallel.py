@@ -171,8 +171,10 @@ class GradientAverager:
         self.order = {id(p): i for i, p in enumerate(model.parameters())}
         self.ready: list[nn.Parameter] = []
         self.queued = False
-        self.handles = [
-            p.register_post_accumulate_grad_hook(self._accumulated) for p in model.parameters()
+        self.handles = [  # not on frozen copies (a moving average): they get no gradients
+            p.register_post_accumulate_grad_hook(self._accumulated)
+            for p in model.parameters()
+            if p.requires_grad
         ]
 
     def _accumulated(self, param: nn.Parameter) -> None:
