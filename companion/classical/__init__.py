@@ -7,6 +7,7 @@ from companion.classical.cluster import ConvergenceWarning, KMeans
 from companion.classical.linalg import principal_angles
 from companion.classical.mixture import GaussianMixture
 from companion.classical.pca import PCA
+from companion.classical.sparse_coding import DictionaryLearning, sparse_encode
 
 __all__ = [
     "PCA",
@@ -15,4 +16,6 @@ __all__ = [
     "GaussianMixture",
     "BernoulliMixture",
     "principal_angles",
+    "DictionaryLearning",
+    "sparse_encode",
 ]
