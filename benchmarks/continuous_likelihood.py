@@ -175,9 +175,7 @@ def main() -> None:
     best_flow = min((r for r in rows if r["model"] in ("RealNVP", "MAF")),
                     key=lambda r: r["bits_per_dim"], default=None)  # fmt: skip
     classical = [r for r in rows if r["model"] not in ("RealNVP", "MAF")]
-    command = "python benchmarks/continuous_likelihood.py"
-    if args.n_train is not None or args.n_test is not None:
-        command += f" --n-train {args.n_train} --n-test {args.n_test}"
+    command = " ".join(["python benchmarks/continuous_likelihood.py", *sys.argv[1:]])
     results = {
         "machine": machine_info(torch.device("cpu")),
         "command": command,
