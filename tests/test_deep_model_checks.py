@@ -24,6 +24,7 @@ from torch import nn
 
 from companion.errors import TrainingDivergedError
 from companion.models import (
+    DDPM,
     MADE,
     RBM,
     VAE,
@@ -36,6 +37,9 @@ from companion.models import (
     PixelRNN,
     SparseAutoencoder,
 )
+from companion.models.flows import Flow
+from companion.models.score import NoiseConditionalScore
+from companion.models.unet import MLPDenoiser
 from companion.training import Trainer
 
 # the GAN's players and layers have their own tests (test_gan.py)
@@ -65,12 +69,26 @@ def _binary(*shape: int) -> Callable[[int, int], torch.Tensor]:
     return lambda n, seed: make(n, seed).float()
 
 
+class _TinyImageDenoiser(nn.Module):
+    """A one-convolution ε-network for images (B, 1, 28, 28) and levels t (B,)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + t.reshape(-1, 1, 1, 1) / 10
+
+
 @dataclass(frozen=True)
 class Factory:
     build: Callable[[], nn.Module]
     data: Callable[[int, int], torch.Tensor]
     width: int  # values per example, named in shape errors
     integer_fix: str = "scale them"  # the advice for integer data (binary models: convert)
+    # how the checks call the model on a batch: most models are ``model(x)``; the diffusion
+    # and score models also take a noise level, a flow returns (z, log|det J|)
+    call: Callable[[nn.Module, torch.Tensor], torch.Tensor] = lambda model, x: model(x)
 
 
 CONVERT = r"convert with x\.float\(\)"  # integer 0/1 data is converted, not scaled
@@ -98,6 +116,40 @@ FACTORIES: dict[str, Factory] = {
     "PixelCNN": Factory(lambda: PixelCNN(4, 1, image_shape=(5, 5)), _binary(1, 5, 5), 25, CONVERT),
     "RBM": Factory(lambda: RBM(12, 5), _binary(12), 12),
     "PixelRNN": Factory(lambda: PixelRNN(6, image_shape=(5, 5)), _binary(1, 5, 5), 25, CONVERT),
+    "DDPM": Factory(
+        lambda: DDPM(MLPDenoiser(12, (8,), time_width=4), (12,), T=10),
+        _rows(12),
+        12,
+        call=lambda model, x: model(x, 3),
+    ),
+    "DDPM-ema-clip": Factory(
+        lambda: DDPM(
+            MLPDenoiser(12, (8,), time_width=4), (12,), T=10, ema_decay=0.9, grad_clip=1.0
+        ),  # fmt: skip
+        _rows(12),
+        12,
+        call=lambda model, x: model(x, 3),
+    ),
+    "DDPM-images": Factory(
+        lambda: DDPM(_TinyImageDenoiser(), (1, 28, 28), T=10),
+        _images,
+        784,
+        call=lambda model, x: model(x, 3),
+    ),
+    "NoiseConditionalScore": Factory(
+        lambda: NoiseConditionalScore(
+            MLPDenoiser(12, (8,), time_width=4, max_period=10.0), [1.0, 0.3, 0.1]
+        ),  # fmt: skip
+        _rows(12),
+        12,
+        call=lambda model, x: model(x, 0.3),
+    ),
+    "Flow-realnvp": Factory(
+        lambda: Flow.realnvp(12, 2, (8,)), _rows(12), 12, call=lambda model, x: model(x)[0]
+    ),
+    "Flow-maf": Factory(
+        lambda: Flow.maf(12, 2, (8,), logit=0.05), _rows(12), 12, call=lambda model, x: model(x)[0]
+    ),
 }
 NAMES = sorted(FACTORIES)
 
@@ -172,7 +224,7 @@ def test_state_dict_round_trip_with_weights_only(name, device, tmp_path):
             torch.manual_seed(5)  # the same draws for models that sample (VAE, denoising)
             loss = m.loss(x)["loss"]
             torch.manual_seed(6)
-            outputs.append((m(x).detach(), loss.detach()))
+            outputs.append((factory.call(m, x).detach(), loss.detach()))
         assert torch.equal(outputs[0][0], outputs[1][0]), mode
         assert torch.equal(outputs[0][1], outputs[1][1]), mode
 
@@ -204,7 +256,7 @@ def test_wrong_input_shape_names_the_expected_shape(name, device):
     message = (
         rf"expects inputs of shape \(batch, {factory.width}\).*got shape \(3, {factory.width + 1}\)"
     )
-    for call in (model.loss, model):
+    for call in (model.loss, lambda x: factory.call(model, x)):
         with pytest.raises(ValueError, match=message):
             call(wrong)
 
@@ -222,7 +274,7 @@ def test_wrong_input_dtype_names_the_expected_dtype(name, device):
         match=r"expects torch.float32 inputs \(the dtype of its weights\), got torch.float64; "
         r"convert them with x.to\(torch.float32\)",
     ):
-        model(x.double())
+        factory.call(model, x.double())
     with pytest.raises(
         TypeError, match=r"expects a torch tensor of shape \(batch, \d+\), got list"
     ):

@@ -414,7 +414,7 @@ def test_bad_inputs_give_clear_errors():
     model = DDPM(MLPDenoiser(2, (8,)), (2,), T=10)
     with pytest.raises(ValueError, match="non-finite"):
         model.loss(torch.tensor([[0.0, float("nan")]]))
-    with pytest.raises(ValueError, match=r"DDPM expects batch of shape \(batch, 2\)"):
+    with pytest.raises(ValueError, match=r"DDPM \(batch\) expects inputs of shape \(batch, 2\)"):
         model.loss(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="t=0 is out of range"):
         model.eps(torch.zeros(1, 2), 0)

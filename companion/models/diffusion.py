@@ -24,7 +24,11 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from companion._validation import batch_inputs, check_finite, check_positive_int
+from companion._validation import (
+    batch_inputs,
+    check_model_input,
+    check_positive_int,
+)
 from companion.runtime import resolve_device
 
 SCHEDULES = ("linear", "cosine")
@@ -308,18 +312,18 @@ class DDPM(nn.Module):
         self.T = self.schedule.T
 
     def _check(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}.")
-        if tuple(x.shape[1:]) != self.data_shape:
+        """``x`` checked like every model's input (tensor, width, float, the weights' dtype and
+        device, finite), then given the shape (batch, *data_shape)."""
+        width = math.prod(self.data_shape)
+        ref = next(self.network.parameters(), None)
+        rows = check_model_input(x, width, name=f"DDPM ({name})", like=ref)
+        if x.ndim > 2 and tuple(x.shape[1:]) != self.data_shape:
             raise ValueError(
                 f"DDPM expects {name} of shape (batch, {', '.join(map(str, self.data_shape))}), "
                 f"got {tuple(x.shape)}; reshape the data or build the model with "
                 f"data_shape={tuple(x.shape[1:])}."
             )
-        if not x.is_floating_point():
-            raise TypeError(f"DDPM expects float {name}, got {x.dtype}; scale it with to_float.")
-        check_finite(x, name=name)
-        return x
+        return rows.reshape(len(rows), *self.data_shape)
 
     def eps(self, xt: torch.Tensor, t) -> torch.Tensor:
         """ε_θ(xₜ, t) (B, *data_shape); t a number or (B,) in 1..T."""

@@ -19,7 +19,12 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from companion._validation import batch_inputs, check_finite, check_positive_int
+from companion._validation import (
+    batch_inputs,
+    check_finite,
+    check_model_input,
+    check_positive_int,
+)
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # x (B, d) -> ∇ log p(x) (B, d)
 LeveledScoreFn = Callable[[torch.Tensor, float], torch.Tensor]  # (x, σ) -> ∇ log p_σ(x)
@@ -103,6 +108,7 @@ class NoiseConditionalScore(nn.Module):
 
     def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """s_θ(x, σ) (B, d); σ a number or (B,)."""
+        x = self._check(x)
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
         _check_sigma(sigma)
         if sigma.ndim == 0:
@@ -112,8 +118,14 @@ class NoiseConditionalScore(nn.Module):
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
         return self.score(x, sigma)
 
+    def _check(self, x) -> torch.Tensor:
+        """Points (B, d) checked like every model's input (see ``check_model_input``)."""
+        ref = next(self.network.parameters(), None)
+        width = getattr(self.network, "dim", None)
+        return check_model_input(x, width, name="NoiseConditionalScore", like=ref)
+
     def loss(self, batch) -> dict[str, torch.Tensor]:
-        x = batch_inputs(batch)
+        x = self._check(batch_inputs(batch))
         index = torch.randint(len(self.sigmas), (len(x),), device=x.device)
         return {"loss": dsm_loss(self.score, x, self.sigmas[index])}
 
