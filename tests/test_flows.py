@@ -180,6 +180,10 @@ def test_2d_density_integrates_to_one(kind):
     some draws put visible mass beyond ±20, which a box cannot count. The density is far
     from the base's (its peak is checked), and a log-determinant off by a constant or a
     sign moves the integral by far more than the tolerance."""
+    # the initial weights are seeded too, so that the test does not depend on test order:
+    # some initial weights give tails with mass beyond the box (1.6e-3 for the MAF from
+    # seed 0), which the midpoint rule cannot count
+    torch.manual_seed(1)
     flow = Flow.realnvp(2, 4, (16,)) if kind == "realnvp" else Flow.maf(2, 4, (16,))
     flow = randomise(flow, 0.15, seed=4)
     n, half = 1201, 12.0
