@@ -52,6 +52,13 @@ from companion.exercises.evaluation_samples import (
     check_nearest_distances,
     check_parzen_log_likelihood,
 )
+from companion.exercises.flows import (
+    check_affine_flow_fit,
+    check_coupling_inverse,
+    check_coupling_layers,
+    check_coupling_log_det,
+    check_dequantized_bits_per_dim,
+)
 from companion.exercises.gans import (
     check_d_steps,
     check_discriminator_loss,
@@ -84,6 +91,11 @@ __all__ = [
     "check_q_sample",
     "check_reverse_step",
     "check_active_units",
+    "check_affine_flow_fit",
+    "check_coupling_inverse",
+    "check_coupling_layers",
+    "check_coupling_log_det",
+    "check_dequantized_bits_per_dim",
     "check_bce_loss",
     "check_beta_sweep",
     "check_bits_per_dim",
