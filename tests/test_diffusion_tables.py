@@ -70,7 +70,7 @@ def test_coverage_table_puts_diffusion_beside_every_gan_trick():
         "| 91% (min 90%) | 50 |"
     )
     assert lines[3] == "| GAN, vanilla | 5,000 | 0.7 (min 0) | 2% | 20.7 (min 19) | 62% | 90 |"
-    assert "3 seeds per mixture;" in lines[-1] and "unfinished" not in lines[-1]
+    assert "seeds 3 on the ring, 3 on the grid;" in lines[-1] and "unfinished" not in lines[-1]
     record["complete"] = False
     del record["summary"]["grid"]
     text = diffusion_coverage_table(record)

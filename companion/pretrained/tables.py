@@ -83,11 +83,11 @@ def diffusion_coverage_table(record: Mapping) -> str:
     lines.append(row("**diffusion (DDPM)**", record["protocol"]["steps"], record["summary"]))
     for trick, by_mixture in record["gan_summary"].items():
         lines.append(row(f"GAN, {trick}", record.get("gan_steps") or 0, by_mixture))
-    seeds = sorted({s["seeds"] for s in record["summary"].values()})
+    seeds = ", ".join(f"{s['seeds']} on the {m}" for m, s in record["summary"].items())
     lines += [
         "",
-        f"Diffusion: {', '.join(map(str, seeds))} seeds per mixture"
+        f"Diffusion: seeds {seeds}"
         + ("" if record.get("complete", False) else " (unfinished: fewer seeds than asked)")
-        + f"; {record['protocol']['sampler']} sampling.",
+        + f"; sampler: {record['protocol']['sampler']}.",
     ]
     return "\n".join(lines)
