@@ -1,14 +1,20 @@
 """The diffusion chapter's exercise checks accept correct answers and explain wrong ones."""
 
-import pytest
+import functools
 
+import pytest
+import torch
+
+from companion.data.synthetic import grid_centers
 from companion.exercises import (
     ExerciseError,
+    check_annealing_range,
     check_ddim_step,
     check_dsm_loss,
     check_q_sample,
     check_reverse_step,
 )
+from companion.models.score import annealed_langevin_sample, geometric_sigmas, mixture_score
 
 
 def _rejects(check, answer, message):
@@ -109,3 +115,60 @@ def test_ddim_step(answer, message, capsys):
     check_ddim_step(ddim_step)
     assert "correct" in capsys.readouterr().out
     _rejects(check_ddim_step, answer, message)
+
+
+# The "modify and compare" exercise: annealed Langevin on the grid from several sigma_max.
+# The reference run is the notebook's solution, written out here again; runs are cached.
+
+ANSWER_LINES = ("geometric_sigmas(", "mixture_score(", "annealed_langevin_sample(", ".std()")
+
+
+@functools.cache
+def grid_counts(sigma_max, seed, reverse=False):
+    g = torch.Generator().manual_seed(seed)
+    centres = grid_centers().double()
+    start = 4 * torch.randn(1000, 2, generator=g, dtype=torch.float64)
+    sigmas = geometric_sigmas(sigma_max, 0.05, 10)
+    if reverse:
+        sigmas = sigmas.flip(0)
+    x = annealed_langevin_sample(
+        lambda y, s: mixture_score(y, centres, 0.05**2 + s**2),
+        start,
+        sigmas,
+        eps=1e-3,
+        steps_per_level=20,
+        generator=g,
+    )
+    return torch.cdist(x, centres).argmin(1).bincount(minlength=25).double()
+
+
+def grid_spread(sigma_max, seed):
+    return {"spread": grid_counts(sigma_max, seed).std().item()}
+
+
+def _refusal(answer, seed=0):
+    with pytest.raises(ExerciseError) as info:
+        check_annealing_range(answer, seed=seed)
+    message = str(info.value)
+    assert [line for line in ANSWER_LINES if line in message] == [], message
+    return message
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_annealing_range_passes_a_correct_run_whatever_the_seed(seed, capsys):
+    check_annealing_range(grid_spread, seed=seed)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda s, seed: grid_spread(3.0, seed), "does not pass sigma_max"),
+        (lambda s, seed: {"spread": grid_counts(s, seed, reverse=True).std().item()}, "decrease"),
+        (lambda s, seed: {"spread": grid_counts(s, seed).var().item()}, "not their variance"),
+        (lambda s, seed: {"spread": -grid_counts(s, seed).std().item()}, "never negative"),
+        (lambda s, seed: grid_counts(s, seed).std().item(), "return a dict"),
+    ],
+)
+def test_annealing_range_refuses_typical_wrong_runs(answer, message):
+    assert message in _refusal(answer)

@@ -8,10 +8,10 @@ is wrong (shape, value off by how much) with a hint. Never a bare
 
 The experiment checks (one per chapter: ``check_isomap_neighbours``, ``check_heldout_k``,
 ``check_heldout_components``, ``check_denoising_level``, ``check_beta_sweep``,
-``check_d_steps``, ``check_made_hidden``) take a function that trains or fits a model for
-one value of a setting and returns what it measured; they sweep the setting on data of
-their own, drawn from ``seed``, and judge the measurements: a trend, or a level that a
-correct run reaches whatever the seed.
+``check_d_steps``, ``check_made_hidden``, ``check_annealing_range``) take a function that
+trains or fits a model (or runs a sampler) for one value of a setting and returns what it
+measured; they sweep the setting on data of their own, drawn from ``seed``, and judge the
+measurements: a trend, or a level that a correct run reaches whatever the seed.
 
 One module per chapter; this package re-exports every check.
 """
@@ -35,6 +35,7 @@ from companion.exercises.clustering import (
     check_kmeans_update,
 )
 from companion.exercises.diffusion import (
+    check_annealing_range,
     check_ddim_step,
     check_dsm_loss,
     check_q_sample,
@@ -86,6 +87,7 @@ from companion.exercises.vae import (
 
 __all__ = [
     "ExerciseError",
+    "check_annealing_range",
     "check_ddim_step",
     "check_dsm_loss",
     "check_q_sample",

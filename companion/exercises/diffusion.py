@@ -11,7 +11,14 @@ from collections.abc import Callable
 
 import torch
 
-from companion.exercises._common import ExerciseError, _as_tensor, _call, _close, _generator
+from companion.exercises._common import (
+    ExerciseError,
+    _as_tensor,
+    _call,
+    _close,
+    _generator,
+    _numbers,
+)
 
 D64 = torch.float64
 
@@ -159,3 +166,49 @@ def check_ddim_step(fn: Callable) -> None:
             hint = " x̂₀ = (x_t − √(1 − ᾱ_t) ε̂)/√ᾱ_t, then √ᾱ_{t'} x̂₀ + √(1 − ᾱ_{t'}) ε̂."
         raise ExerciseError(f"from t={t} to {t_prev} your step is {_off(got, expected)}.{hint}")
     print("check_ddim_step: correct, including the last step to the data.")
+
+
+ANNEALING_RUNS = (0.1, 1.0, 3.0)  # sigma_max; the grid's modes are 2 apart, sigma_min = 0.05
+N_CHAINS, N_MODES = 1000, 25
+
+
+def check_annealing_range(fn: Callable, seed: int = 0) -> None:
+    """Check ``fn(sigma_max, seed)``: annealed Langevin on the 25-mode grid, from ``sigma_max``.
+
+    ``fn`` starts 1000 chains at 4·N(0, I) drawn with ``seed``, runs annealed Langevin
+    dynamics with the exact score of the grid blurred by each level, on geometric levels
+    from ``sigma_max`` down to 0.05, and returns ``{"spread": ...}``: the standard deviation
+    over the 25 modes of the number of chains that end nearest each centre. The check runs
+    σ_max = 0.1, 1 and 3 and judges what it measured: only levels as large as the distance
+    between modes let chains move between them, so the modes fill evenly (a spread near
+    the binomial √(1000/25 · 24/25) ≈ 6.2) only when σ_max is large.
+    """
+    runs = {
+        s: _numbers(_call(fn, s, seed), ("spread",), f"your result for sigma_max={s}")["spread"]
+        for s in ANNEALING_RUNS
+    }
+    shown = ", ".join(f"σ_max={s}: spread {v:.2f}" for s, v in runs.items())
+    low, high = runs[ANNEALING_RUNS[0]], runs[ANNEALING_RUNS[-1]]
+    binomial = (N_CHAINS / N_MODES * (1 - 1 / N_MODES)) ** 0.5
+    if max(runs.values()) - min(runs.values()) < 1e-9:
+        raise ExerciseError(
+            f"you measured {shown}: every σ_max gives the same spread, so your function does "
+            "not pass sigma_max to the sampler, or it measures the chains before they run."
+        )
+    if min(runs.values()) < 0:
+        raise ExerciseError(f"you measured {shown}: a standard deviation is never negative.")
+    if not high < 0.8 * low:
+        raise ExerciseError(
+            f"you measured {shown}: starting the annealing at a σ_max larger than the distance "
+            "between modes should fill the 25 modes more evenly (a smaller spread) than starting "
+            "near σ_min. Do the levels decrease from sigma_max to 0.05, is the score at level σ "
+            "that of the grid blurred by σ, and does the step grow with σ²?"
+        )
+    if max(runs.values()) > 3 * binomial:
+        raise ExerciseError(
+            f"you measured {shown}: with {N_CHAINS} chains over {N_MODES} modes even chains that "
+            f"never leave their first mode give a spread of about 10, and an even sampler about "
+            f"{binomial:.1f}. Return the standard deviation of the counts per mode (not their "
+            f"variance), over all {N_MODES} modes, for {N_CHAINS} chains."
+        )
+    print(f"check_annealing_range: correct; {shown}.")
