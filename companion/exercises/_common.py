@@ -159,6 +159,26 @@ def _numbers(value, keys: tuple[str, ...], what: str) -> dict[str, float]:
     return numbers
 
 
+def _sweep(
+    fn: Callable,
+    settings,
+    arguments: Callable[[object], tuple],
+    keys: tuple[str, ...],
+    name: Callable[[object], str],
+    describe: Callable[[object, dict[str, float]], str],
+) -> tuple[dict, str]:
+    """Run a "modify, train and compare" answer once per setting.
+
+    ``fn(*arguments(setting))`` must return a dict of finite numbers with ``keys``;
+    returns ``({setting: numbers}, shown)``, where ``shown`` lists the measurements with
+    ``describe(setting, numbers)`` for the messages that judge them.
+    """
+    runs = {
+        s: _numbers(_call(fn, *arguments(s)), keys, f"your result for {name(s)}") for s in settings
+    }
+    return runs, "; ".join(describe(s, runs[s]) for s in settings)
+
+
 def _bars(n: int, seed: int, side: int = 6) -> torch.Tensor:
     """n binary ``side``×``side`` images of random horizontal and vertical bars, (n, side²).
 

@@ -12,8 +12,8 @@ from companion.exercises._common import (
     _as_tensor,
     _call,
     _generator,
-    _numbers,
     _shape,
+    _sweep,
 )
 
 
@@ -357,20 +357,16 @@ def check_denoising_level(fn: Callable, seed: int = 0) -> None:
     normal derivative) and the worse it reconstructs clean points.
     """
     x_train, x_test = _noisy_unit_circle(800, seed), _noisy_unit_circle(400, seed + 1000)
-    runs = {
-        level: _numbers(
-            _call(fn, x_train.clone(), x_test.clone(), level, seed),
-            ("error", "normal"),
-            f"your result for level={level}",
-        )
-        for level in NOISE_LEVELS
-    }
+    runs, shown = _sweep(
+        fn,
+        NOISE_LEVELS,
+        lambda level: (x_train.clone(), x_test.clone(), level, seed),
+        ("error", "normal"),
+        lambda level: f"level={level}",
+        lambda v, r: f"level {v:g}: error {r['error']:.4f}, normal {r['normal']:.3f}",
+    )
     normal = [runs[v]["normal"] for v in NOISE_LEVELS]
     error = [runs[v]["error"] for v in NOISE_LEVELS]
-    shown = "; ".join(
-        f"level {v:g}: error {runs[v]['error']:.4f}, normal {runs[v]['normal']:.3f}"
-        for v in NOISE_LEVELS
-    )
     if min(normal) < 0 or min(error) < 0:
         raise ExerciseError(
             f"you measured {shown}: a squared error and the length of a vector are never negative."

@@ -14,8 +14,8 @@ from companion.exercises._common import (
     _call,
     _close,
     _generator,
-    _numbers,
     _scalar,
+    _sweep,
 )
 
 
@@ -321,17 +321,13 @@ def check_d_steps(fn: Callable, seed: int = 0) -> None:
     discriminator starves the minimax generator of gradient, not the non-saturating one.
     """
     x = 6 + 0.5 * torch.randn(2000, 1, generator=_generator(seed))
-    runs = {
-        (k, loss): _numbers(
-            _call(fn, x.clone(), k, loss, seed),
-            ("w1", "d_fake"),
-            f"your result for d_steps={k}, loss={loss!r}",
-        )
-        for k, loss in D_STEP_RUNS
-    }
-    shown = "; ".join(
-        f"{loss}, d_steps={k}: W1 {runs[k, loss]['w1']:.2f}, D(G(z)) {runs[k, loss]['d_fake']:.2f}"
-        for k, loss in D_STEP_RUNS
+    runs, shown = _sweep(
+        fn,
+        D_STEP_RUNS,
+        lambda run: (x.clone(), *run, seed),
+        ("w1", "d_fake"),
+        lambda run: f"d_steps={run[0]}, loss={run[1]!r}",
+        lambda run, r: f"{run[1]}, d_steps={run[0]}: W1 {r['w1']:.2f}, D(G(z)) {r['d_fake']:.2f}",
     )
     one, many, fixed = (runs[key] for key in D_STEP_RUNS)
     if not all(0 <= r["d_fake"] <= 1 for r in runs.values()):

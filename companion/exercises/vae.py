@@ -14,8 +14,8 @@ from companion.exercises._common import (
     _call,
     _close,
     _generator,
-    _numbers,
     _shape,
+    _sweep,
 )
 
 
@@ -281,20 +281,16 @@ def check_beta_sweep(fn: Callable, seed: int = 0) -> None:
     the rate falls (to almost nothing at β = 4) and the distortion rises.
     """
     x_train, x_test = _bars(1000, seed), _bars(1000, seed + 1000)
-    runs = {
-        beta: _numbers(
-            _call(fn, x_train.clone(), x_test.clone(), beta, seed),
-            ("rate", "distortion"),
-            f"your result for beta={beta}",
-        )
-        for beta in BETAS
-    }
+    runs, shown = _sweep(
+        fn,
+        BETAS,
+        lambda beta: (x_train.clone(), x_test.clone(), beta, seed),
+        ("rate", "distortion"),
+        lambda beta: f"beta={beta}",
+        lambda b, r: f"β = {b:g}: rate {r['rate']:.2f}, distortion {r['distortion']:.2f}",
+    )
     rate = [runs[b]["rate"] for b in BETAS]
     distortion = [runs[b]["distortion"] for b in BETAS]
-    shown = "; ".join(
-        f"β = {b:g}: rate {runs[b]['rate']:.2f}, distortion {runs[b]['distortion']:.2f}"
-        for b in BETAS
-    )
     if min(rate) < -1e-6 or min(distortion) < -1e-6:
         raise ExerciseError(
             f"your measurements ({shown}) include a negative number; a KL divergence and a "
