@@ -8,7 +8,8 @@ is wrong (shape, value off by how much) with a hint. Never a bare
 
 The experiment checks (one per chapter: ``check_isomap_neighbours``, ``check_heldout_k``,
 ``check_heldout_components``, ``check_denoising_level``, ``check_beta_sweep``,
-``check_d_steps``, ``check_made_hidden``, ``check_annealing_range``) take a function that
+``check_d_steps``, ``check_made_hidden``, ``check_annealing_range``,
+``check_coupling_layers``) take a function that
 trains or fits a model (or runs a sampler) for one value of a setting and returns what it
 measured; they sweep the setting on data of their own, drawn from ``seed``, and judge the
 measurements: a trend, or a level that a correct run reaches whatever the seed.
