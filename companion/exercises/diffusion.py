@@ -17,7 +17,7 @@ from companion.exercises._common import (
     _call,
     _close,
     _generator,
-    _numbers,
+    _sweep,
 )
 
 D64 = torch.float64
@@ -183,11 +183,15 @@ def check_annealing_range(fn: Callable, seed: int = 0) -> None:
     between modes let chains move between them, so the modes fill evenly (a spread near
     the binomial √(1000/25 · 24/25) ≈ 6.2) only when σ_max is large.
     """
-    runs = {
-        s: _numbers(_call(fn, s, seed), ("spread",), f"your result for sigma_max={s}")["spread"]
-        for s in ANNEALING_RUNS
-    }
-    shown = ", ".join(f"σ_max={s}: spread {v:.2f}" for s, v in runs.items())
+    measured, shown = _sweep(
+        fn,
+        ANNEALING_RUNS,
+        lambda s: (s, seed),
+        ("spread",),
+        lambda s: f"sigma_max={s}",
+        lambda s, r: f"σ_max={s}: spread {r['spread']:.2f}",
+    )
+    runs = {s: r["spread"] for s, r in measured.items()}
     low, high = runs[ANNEALING_RUNS[0]], runs[ANNEALING_RUNS[-1]]
     binomial = (N_CHAINS / N_MODES * (1 - 1 / N_MODES)) ** 0.5
     if max(runs.values()) - min(runs.values()) < 1e-9:
