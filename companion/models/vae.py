@@ -55,7 +55,8 @@ class VAE(nn.Module):
         Rows (B, D) -> (B, 2·latent_dim): the posterior means, then the log-variances.
     decoder : nn.Module
         Codes (B, latent_dim) -> (B, D): logits of p(x | z) for the (continuous)
-        Bernoulli likelihoods, means for the Gaussian one.
+        Bernoulli likelihoods, means for the Gaussian one; (B, 2·D), the means
+        then the log-variances, with ``decoder_variance=True``.
     latent_dim : int
     likelihood : {"bernoulli", "continuous_bernoulli", "gaussian"}
         ``"bernoulli"``: binary pixels (grey values in [0, 1] are accepted as
@@ -75,6 +76,16 @@ class VAE(nn.Module):
         per-pixel learned variance can shrink without bound on pixels that are
         nearly constant, such as the borders of Fashion-MNIST; a global one
         cannot, and it sets the balance between reconstruction and KL.
+    decoder_variance : bool
+        Gaussian likelihood only: the decoder outputs a log-variance for every
+        pixel next to its mean, so p(x | z) = N(g(z), diag σ²(z)) (no
+        ``obs_logvar``). On data with pixels that are nearly constant the
+        variances can shrink without bound; ``min_obs_logvar`` bounds them.
+    min_obs_logvar : float, optional
+        With ``decoder_variance``: a soft floor m on the decoder's log-variances,
+        log σ² = m + softplus(h - m) for a decoder output h. For images
+        dequantised with uniform noise of width 1/256 the noise alone has
+        variance 1/(12·256²), so m = log(1/(12·256²)) costs little.
     input_dim : int, optional
         Width D of the inputs; by default read from the encoder's
         ``input_dim`` attribute or its first ``nn.Linear``.
@@ -96,6 +107,8 @@ class VAE(nn.Module):
         beta: float = 1.0,
         free_bits: float = 0.0,
         obs_logvar: float | None = None,
+        decoder_variance: bool = False,
+        min_obs_logvar: float | None = None,
         input_dim: int | None = None,
     ):
         super().__init__()
@@ -110,11 +123,29 @@ class VAE(nn.Module):
             raise ValueError(
                 f"obs_logvar applies to likelihood='gaussian' only, not {likelihood!r}; drop it."
             )
+        if decoder_variance and likelihood != "gaussian":
+            raise ValueError(
+                f"decoder_variance applies to likelihood='gaussian' only, not {likelihood!r}."
+            )
+        if decoder_variance and obs_logvar is not None:
+            raise ValueError(
+                f"obs_logvar={obs_logvar} and decoder_variance=True both set the variance of "
+                "p(x | z); drop obs_logvar (the decoder outputs the log-variances)."
+            )
+        if min_obs_logvar is not None and not decoder_variance:
+            raise ValueError(
+                f"min_obs_logvar={min_obs_logvar} bounds the decoder's log-variances; it needs "
+                "decoder_variance=True."
+            )
+        if min_obs_logvar is not None and not math.isfinite(min_obs_logvar):
+            raise ValueError(f"min_obs_logvar={min_obs_logvar} must be finite, or None.")
+        self.decoder_variance = bool(decoder_variance)
+        self.min_obs_logvar = None if min_obs_logvar is None else float(min_obs_logvar)
         self.encoder, self.decoder = encoder, decoder
         self.likelihood, self.beta, self.free_bits = likelihood, float(beta), float(free_bits)
         self.input_dim = input_dim if input_dim is not None else input_width(encoder, "input_dim")
         self.kl_weight = 1.0
-        if likelihood == "gaussian":
+        if likelihood == "gaussian" and not self.decoder_variance:
             if obs_logvar is None:
                 self.obs_logvar = nn.Parameter(torch.zeros(()))
             else:
@@ -125,9 +156,11 @@ class VAE(nn.Module):
         cls, input_dim: int = 784, hidden: Sequence[int] = (400,), latent_dim: int = 20,
         *, activation: str = "relu", **kwargs,
     ) -> VAE:  # fmt: skip
-        """Fully connected VAE: input_dim-hidden…-latent_dim and the mirror image back."""
+        """Fully connected VAE: input_dim-hidden…-latent_dim and the mirror image back
+        (to 2·input_dim outputs with ``decoder_variance=True``)."""
         encoder = mlp_encoder(input_dim, hidden, latent_dim, activation)
-        decoder = mlp_decoder(latent_dim, tuple(reversed(hidden)), input_dim, activation)
+        out = 2 * input_dim if kwargs.get("decoder_variance") else input_dim
+        decoder = mlp_decoder(latent_dim, tuple(reversed(hidden)), out, activation)
         return cls(encoder, decoder, latent_dim, input_dim=input_dim, **kwargs)
 
     @classmethod
@@ -181,16 +214,28 @@ class VAE(nn.Module):
         return h[:, :d], h[:, d:]
 
     def _decode_params(self, z: torch.Tensor, width: int | None = None) -> torch.Tensor:
-        """Codes (N, latent_dim) -> decoder output (N, D), checked against the input width."""
+        """Codes (N, latent_dim) -> decoder output (N, D), or (N, 2·D) with
+        ``decoder_variance``, checked against the input width."""
         out = self.decoder(z)
         width = width if width is not None else self.input_dim
-        if out.ndim != 2 or (width is not None and out.shape[1] != width):
+        factor = 2 if self.decoder_variance else 1
+        if out.ndim != 2 or (width is not None and out.shape[1] != factor * width):
+            what = " (the means, then the log-variances)" if self.decoder_variance else ""
             raise ValueError(
                 f"the decoder returned shape {tuple(out.shape)} for codes of shape "
                 f"{tuple(z.shape)}, but the inputs have {width} features; make the decoder "
-                f"output (batch, {width})."
+                f"output (batch, {factor * width if width is not None else width}){what}."
             )
         return out
+
+    def _gaussian_params(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder output -> mean (..., D) and log σ² of p(x | z) (Gaussian likelihood)."""
+        if not self.decoder_variance:
+            return params, self.obs_logvar
+        mean, h = params.chunk(2, dim=-1)
+        if self.min_obs_logvar is None:
+            return mean, h
+        return mean, self.min_obs_logvar + nn.functional.softplus(h - self.min_obs_logvar)
 
     # ------------------------------------------------------------ model
     def log_likelihood(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
@@ -199,21 +244,22 @@ class VAE(nn.Module):
             return bernoulli_log_prob(params, x).sum(-1)
         if self.likelihood == "continuous_bernoulli":
             return continuous_bernoulli_log_prob(params, x).sum(-1)
-        return gaussian_log_prob(x, params, self.obs_logvar).sum(-1)
+        return gaussian_log_prob(x, *self._gaussian_params(params)).sum(-1)
 
     def _mean(self, params: torch.Tensor) -> torch.Tensor:
         if self.likelihood == "bernoulli":
             return torch.sigmoid(params)
         if self.likelihood == "continuous_bernoulli":
             return continuous_bernoulli_mean(params)  # not λ: the mean is pulled towards ½
-        return params
+        return self._gaussian_params(params)[0]
 
     def _draw(self, params: torch.Tensor) -> torch.Tensor:
         if self.likelihood == "bernoulli":
             return torch.bernoulli(torch.sigmoid(params))
         if self.likelihood == "continuous_bernoulli":
             return continuous_bernoulli_sample(params)
-        return params + torch.randn_like(params) * (0.5 * self.obs_logvar).exp()
+        mean, logvar = self._gaussian_params(params)
+        return mean + torch.randn_like(mean) * (0.5 * logvar).exp()
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs (B, D) or images -> (μ, log σ²) of q(z | x), each (B, latent_dim)."""
