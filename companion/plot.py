@@ -182,6 +182,9 @@ def embedding(
     return fig
 
 
+_GLUED: dict[str, object] = {}  # name -> value, for show_glued in the Jupyter edition
+
+
 def glue(name: str, value) -> None:
     """Hand ``value`` to the book's prose under ``name``, without showing it.
 
@@ -196,7 +199,28 @@ def glue(name: str, value) -> None:
 
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"glue name {name!r} must be an identifier such as 'cae_ratio'.")
+    _GLUED[name] = value
     bundle, metadata = format_display_data(value)
     prefix = "application/papermill.record/"
     metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
     display({prefix + kind: data for kind, data in bundle.items()}, raw=True, metadata=metadata)
+
+
+def show_glued(*specs: str) -> None:
+    """Print the values that :func:`glue` handed to the prose, formatted as the prose does.
+
+    Each spec is ``"name"`` or ``"name:format"`` as in ``{glue:text}`name:.2f```. The
+    Jupyter edition of the book (Colab, Binder) calls it below each paragraph that quotes
+    the reader's results, because plain Markdown cannot read them.
+    """
+    for spec in specs:
+        name, _, fmt = spec.partition(":")
+        if name not in _GLUED:
+            print(f"{name}: not computed yet; run the cells above first.")
+            continue
+        value = _GLUED[name]
+        try:
+            shown = format(value, fmt)
+        except (TypeError, ValueError):
+            shown = str(value)
+        print(f"{name} = {shown}")

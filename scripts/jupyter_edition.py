@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BRANCH = "jupyter-edition"
 
 ROLE = re.compile(r"\{([a-zA-Z][\w:-]*)\}`([^`]*)`")
+GLUE = re.compile(r"\{glue:text\}`([^`]*)`")
 OPEN_FENCE = re.compile(
     r"^(?P<indent>\s*)(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}\s*(?P<arg>.*)$"
 )
@@ -237,6 +238,9 @@ class Edition:
             if name.startswith("cite:t"):
                 return "; ".join(f"{who} ({year})" for who, year in cited)
             return "(" + "; ".join(f"{who}, {year}" for who, year in cited) + ")"
+        if name == "glue:text":
+            # the reader's own number: named here, printed by the cell show_glued_cell adds
+            return f"`{content.partition(':')[0]}`"
         if name in {"math"}:
             return f"${content}$"
         if name in {"code", "literal", "samp", "file", "kbd"}:
@@ -392,11 +396,32 @@ class Edition:
     def notebook(self, path: Path) -> nbformat.NotebookNode:
         nb = nbformat.read(path, as_version=4)
         docname = path.relative_to(self.root).with_suffix("").as_posix()
+        cells = []
         for cell in nb.cells:
+            glued = GLUE.findall(cell.source) if cell.cell_type == "markdown" else []
             if cell.cell_type == "markdown":
                 cell.source = self.markdown(cell.source, docname)
+            cells.append(cell)
+            if glued:
+                cells.append(show_glued_cell(glued, cell))
+        nb.cells = cells
         nb.metadata.setdefault("companion", {})["edition"] = "jupyter"
         return nb
+
+
+def show_glued_cell(specs: list[str], after: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A code cell, collapsed in JupyterLab and shown as a form in Colab, that prints the
+    values of your run which the Markdown cell above quotes by name."""
+    unique = list(dict.fromkeys(specs))
+    source = (
+        "# @title The numbers of your run quoted above\n"
+        "from companion.plot import show_glued\n\n"
+        f"show_glued({', '.join(repr(s) for s in unique)})"
+    )
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = f"{after.get('id', 'cell')}-glued"[:64]
+    cell.metadata.update({"jupyter": {"source_hidden": True}, "cellView": "form"})
+    return cell
 
 
 def unquote(value: str) -> str:

@@ -42,12 +42,39 @@ def test_the_edition_has_no_myst_syntax_and_no_book_only_macro(built):
 
 
 def test_code_cells_are_unchanged(built):
+    """The book's code cells come through as they are; the only new cells print the
+    reader's glued numbers, one right after each Markdown cell that quotes them."""
+    glued_pages = 0
     for path in (ROOT / "book").rglob("*.ipynb"):
         original = nbformat.read(path, as_version=4)
         converted = nbformat.read(built / path.relative_to(ROOT), as_version=4)
+        added = [c for c in converted.cells if "show_glued(" in c.source and c.cell_type == "code"]
         assert [c.source for c in original.cells if c.cell_type == "code"] == [
-            c.source for c in converted.cells if c.cell_type == "code"
+            c.source for c in converted.cells if c.cell_type == "code" and c not in added
         ]
+        quoting = [
+            c for c in original.cells if c.cell_type == "markdown" and "{glue:text}" in c.source
+        ]
+        assert len(added) == len(quoting), path
+        for cell, markdown in zip(added, quoting, strict=True):
+            before = converted.cells[converted.cells.index(cell) - 1]
+            assert before.cell_type == "markdown" and before.id == markdown.id
+            names = edition_script.GLUE.findall(markdown.source)
+            assert all(repr(n) in cell.source for n in names), (path, names)
+            assert cell.metadata["jupyter"]["source_hidden"] is True
+        glued_pages += bool(added)
+    assert glued_pages >= 10  # the book quotes the reader's run on many pages
+
+
+def test_show_glued_prints_the_reader_numbers_as_the_prose_formats_them(capsys):
+    from companion.plot import glue, show_glued
+
+    glue("edition_test_ratio", 0.123456)
+    show_glued("edition_test_ratio:.2f", "edition_test_ratio", "edition_test_never_glued")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "edition_test_ratio = 0.12"
+    assert out[1] == "edition_test_ratio = 0.123456"
+    assert "not computed yet; run the cells above first" in out[2]
 
 
 @pytest.mark.parametrize(
