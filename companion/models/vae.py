@@ -239,7 +239,8 @@ class VAE(nn.Module):
 
     # ------------------------------------------------------------ model
     def log_likelihood(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """log p(x | z) summed over pixels, from the decoder output: (..., D) -> (...)."""
+        """log p(x | z) summed over pixels, from the decoder output (..., D), or
+        (..., 2·D) with ``decoder_variance``: x (..., D) -> (...)."""
         if self.likelihood == "bernoulli":
             return bernoulli_log_prob(params, x).sum(-1)
         if self.likelihood == "continuous_bernoulli":
