@@ -27,8 +27,9 @@ Rows.
   the dequantisation noise, log(1/(12·256²))), trained by
   ``companion.training.Trainer`` (Adam, batch 128, seed 0) on the same
   dequantised training images for ``--vae-epochs`` epochs at each learning rate
-  of ``--vae-lr``; the epoch and learning rate with the lowest validation −ELBO
-  are kept (early stopping on the validation images). The test images are scored
+  of ``--vae-lr`` (or until its share of ``--vae-max-minutes`` is spent); the
+  epoch and learning rate with the lowest validation −ELBO are kept (early
+  stopping on the validation images). The test images are scored
   with the importance weighted bound L_K (Burda et al., 2016; ``--iwae-k``
   samples, ``companion.models.importance_weighted_nll``): −L_K is an upper bound,
   in expectation, on the VAE's continuous NLL −log p(x), hence on its discrete NLL
@@ -126,12 +127,18 @@ def row_rank(row: dict) -> int:
     return next(i for i, start in enumerate(ROW_ORDER) if row["model"].startswith(start))
 
 
-class BestOnValidation:
-    """Trainer callback: keep a copy of the weights at the lowest validation −ELBO."""
+class OutOfTime(Exception):
+    """Raised by :class:`BestOnValidation` when its time budget is spent."""
 
-    def __init__(self) -> None:
+
+class BestOnValidation:
+    """Trainer callback: keep a copy of the weights at the lowest validation −ELBO, and
+    stop the fit (raise :class:`OutOfTime` after an epoch) once ``seconds`` have passed."""
+
+    def __init__(self, seconds: float = math.inf) -> None:
         self.best, self.epoch, self.state = math.inf, 0, None
         self.history: list[float] = []
+        self.deadline = time.perf_counter() + seconds
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
         value = logs["val_negative_elbo"]
@@ -139,19 +146,25 @@ class BestOnValidation:
         if value < self.best:
             self.best, self.epoch = value, epoch + 1
             self.state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        if time.perf_counter() > self.deadline:
+            raise OutOfTime(f"stopped after epoch {epoch + 1}: the time budget is spent")
 
 
 def fit_vae(x_train: torch.Tensor, x_val: torch.Tensor, args) -> tuple[VAE, dict]:
-    """Train one VAE per learning rate and keep the best (epoch, rate) on validation."""
+    """Train one VAE per learning rate, each for ``--vae-epochs`` or its share of
+    ``--vae-max-minutes``, and keep the best (epoch, rate) on validation."""
     to_bpd = lambda nats: round((nats / D + math.log(256)) / math.log(2), 4)  # noqa: E731
     best, details = None, {"validation_bits_per_dim_negative_elbo": {}}
     for lr in args.vae_lr:
         torch.manual_seed(0)
         model = VAE.mlp(D, tuple(args.vae_hidden), args.vae_latent, likelihood="gaussian",
                         decoder_variance=True, min_obs_logvar=-math.log(12 * 256**2))  # fmt: skip
-        keep = BestOnValidation()
-        Trainer(model, epochs=args.vae_epochs, batch_size=128, lr=lr, device="cpu", seed=0,
-                callbacks=[keep], progress=False).fit(x_train, x_val)  # fmt: skip
+        keep = BestOnValidation(60 * args.vae_max_minutes / len(args.vae_lr))
+        try:
+            Trainer(model, epochs=args.vae_epochs, batch_size=128, lr=lr, device="cpu", seed=0,
+                    callbacks=[keep], progress=False).fit(x_train, x_val)  # fmt: skip
+        except OutOfTime as stop:
+            print(f"VAE lr={lr}: {stop}", flush=True)
         details["validation_bits_per_dim_negative_elbo"][str(lr)] = [
             to_bpd(v) for v in keep.history
         ]
@@ -181,7 +194,11 @@ def vae_row(x_train, x_val, x_test, args) -> tuple[torch.Tensor, str, float, dic
         "encoder; decoder to 784 means and 784 log-variances (floored softly at "
         "log(1/(12·256²)))",
         **details,
-        "epochs_tried": args.vae_epochs,
+        "epochs_requested": args.vae_epochs,
+        "epochs_run": {
+            lr: len(curve) for lr, curve in details["validation_bits_per_dim_negative_elbo"].items()
+        },
+        "max_training_minutes": args.vae_max_minutes,
         "learning_rates_tried": args.vae_lr,
         "iwae_k": args.iwae_k,
         "test_bits_per_dim_negative_elbo": mean_stderr(dequantized_bits_per_dim(elbo, D)),
@@ -207,8 +224,10 @@ def main() -> None:
                         help="samples for the unit-cube mass of RealNVP and of MAF")  # fmt: skip
     parser.add_argument("--vae-hidden", type=int, nargs="+", default=[400])
     parser.add_argument("--vae-latent", type=int, default=20)
-    parser.add_argument("--vae-epochs", type=int, default=60)
-    parser.add_argument("--vae-lr", type=float, nargs="+", default=[1e-3])
+    parser.add_argument("--vae-epochs", type=int, default=100)
+    parser.add_argument("--vae-lr", type=float, nargs="+", default=[1e-3, 5e-4])
+    parser.add_argument("--vae-max-minutes", type=float, default=14.0,
+                        help="training budget, shared evenly by the learning rates")  # fmt: skip
     parser.add_argument("--iwae-k", type=int, default=200)
     parser.add_argument("--only", choices=["vae"], default=None,
                         help="compute this row alone; merge it into the record")  # fmt: skip

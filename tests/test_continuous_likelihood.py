@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from companion.models import VAE, dequantized_bits_per_dim, importance_weighted_nll
+from companion.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -177,3 +178,19 @@ def test_best_on_validation_keeps_the_weights_of_the_best_epoch(benchmark):
         keep.on_epoch_end(trainer, epoch, {"val_negative_elbo": value})
     assert keep.epoch == 2 and keep.best == 1.0 and keep.history == [3.0, 1.0, 2.0]
     assert torch.equal(keep.state["weight"], torch.ones(1, 2))  # a copy, not the live weights
+
+
+def test_best_on_validation_stops_a_fit_when_its_time_is_spent(benchmark):
+    torch.manual_seed(0)
+    model = VAE.mlp(6, (4,), 2, likelihood="gaussian", decoder_variance=True)
+    keep = benchmark.BestOnValidation(seconds=0.0)  # spent before the first epoch ends
+    trainer = Trainer(model, epochs=5, batch_size=8, device="cpu", callbacks=[keep],
+                      progress=False)  # fmt: skip
+    with pytest.raises(benchmark.OutOfTime, match="stopped after epoch 1"):
+        trainer.fit(torch.rand(16, 6), torch.rand(8, 6))
+    assert trainer.epoch == 1 and len(keep.history) == 1 and keep.epoch == 1
+    assert keep.history[0] == trainer.history["val_negative_elbo"][0]
+    unlimited = benchmark.BestOnValidation()
+    Trainer(model, epochs=3, batch_size=8, device="cpu", callbacks=[unlimited],
+            progress=False).fit(torch.rand(16, 6), torch.rand(8, 6))  # fmt: skip
+    assert len(unlimited.history) == 3
