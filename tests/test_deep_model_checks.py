@@ -110,6 +110,9 @@ FACTORIES: dict[str, Factory] = {
     ),
     "VAE-mlp": Factory(lambda: VAE.mlp(12, (8,), 2), _rows(12), 12),
     "VAE-gaussian": Factory(lambda: VAE.mlp(12, (8,), 2, likelihood="gaussian"), _rows(12), 12),
+    "VAE-gaussian-decoder-variance": Factory(
+        lambda: VAE.mlp(12, (8,), 2, likelihood="gaussian", decoder_variance=True), _rows(12), 12
+    ),
     "VAE-conv": Factory(lambda: VAE.conv(2, (2, 3)), _images, 784),
     "MADE": Factory(lambda: MADE(12, (8,)), _binary(12), 12, CONVERT),
     "MADE-two-masks": Factory(lambda: MADE(12, (8, 8), num_masks=2), _binary(12), 12, CONVERT),

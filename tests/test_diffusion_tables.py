@@ -76,3 +76,49 @@ def test_coverage_table_puts_diffusion_beside_every_gan_trick():
     text = diffusion_coverage_table(record)
     assert "unfinished" in text
     assert "| **diffusion (DDPM)** | 5,000 | 8.0 (min 8) | 95% (min 94%) | — | — | 40 |" in text
+
+
+def test_coverage_by_budget_table_rows_from_hand_written_records():
+    from companion.pretrained.tables import coverage_by_budget_table
+
+    def diffusion(steps, ring, grid):
+        return {
+            "protocol": {"steps": steps},
+            "summary": {
+                "ring": {"modes_mean": ring[0], "modes_min": ring[1], "high_quality_mean": ring[2]},
+                "grid": {"modes_mean": grid[0], "modes_min": grid[1], "high_quality_mean": grid[2]},
+            },
+        }
+
+    gan = {
+        "eval_at": [5000, 20000],
+        "summary": {
+            "vanilla": {
+                m: {
+                    "5000": {"modes_mean": 1.5, "high_quality_mean": 0.1},
+                    "20000": {"modes_mean": 3.0, "high_quality_mean": 0.2},
+                }
+                for m in ("ring", "grid")
+            }
+        },
+        "runs": [
+            {"trick": "vanilla", "mixture": m, "along_the_run": {"5000": {"modes": k},
+                                                                 "20000": {"modes": 2 * k}}}
+            for m in ("ring", "grid")
+            for k in (1, 2)
+        ],
+    }  # fmt: skip
+    text = coverage_by_budget_table(
+        [
+            diffusion(20000, (8, 8, 0.99), (25, 25, 0.96)),
+            diffusion(5000, (8, 8, 0.72), (5, 4, 0.17)),
+        ],
+        gan,
+    )
+    rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
+    assert rows[0] == "| **diffusion (DDPM)** | 5,000 | 8.0 (min 8) | 72.0% | 5.0 (min 4) | 17.0% |"
+    assert rows[1].startswith("| **diffusion (DDPM)** | 20,000 | 8.0 (min 8) | 99.0% | 25.0")
+    assert rows[2] == "| GAN, vanilla | 5,000 | 1.5 (min 1) | 10.0% | 1.5 (min 1) | 10.0% |"
+    assert rows[3] == "| GAN, vanilla | 20,000 | 3.0 (min 2) | 20.0% | 3.0 (min 2) | 20.0% |"
+    with pytest.raises(KeyError, match="load_record"):
+        coverage_by_budget_table([], {"summary": {}})

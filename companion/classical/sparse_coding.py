@@ -138,9 +138,10 @@ class DictionaryLearning(ParamsMixin):
         return self
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
-        """Fit, then return the codes of X, (n_samples, n_components)."""
+        """Fit, then return the codes of X in the learned dictionary, (n_samples,
+        n_components): the same as ``fit(X).transform(X)``."""
         X, kind = self._fit(X)
-        return to_input_kind(self._codes, kind)
+        return to_input_kind(self._encode(X), kind)
 
     def _fit(self, X: Any):
         k = check_positive_int(self.n_components, name="n_components")
@@ -170,7 +171,6 @@ class DictionaryLearning(ParamsMixin):
             self.objective_.append(value)
             if previous is not None and previous - value <= self.tol * abs(previous):
                 break
-        self._codes = codes
         self.components_ = to_input_kind(D, kind)
         return X, kind
 
@@ -195,6 +195,10 @@ class DictionaryLearning(ParamsMixin):
         """Sparse codes of X in the learned dictionary, (n_samples, n_components)."""
         check_is_fitted(self, "components_", method="transform")
         Xt, kind = validate_data(self, X, reset=False)
+        return to_input_kind(self._encode(Xt), kind)
+
+    def _encode(self, Xt: torch.Tensor) -> torch.Tensor:
+        """FISTA codes (n, n_components) of validated rows in the final dictionary."""
         D, _ = check_array(self.components_, name="components_", dtype=Xt.dtype)
         codes, _ = _fista(
             Xt,
@@ -204,7 +208,7 @@ class DictionaryLearning(ParamsMixin):
             10 * check_positive_int(self.code_iter, name="code_iter"),
             1e-7,
         )
-        return to_input_kind(codes, kind)
+        return codes
 
     def inverse_transform(self, codes: Any) -> Any:
         """Reconstructions codes @ components_, (n_samples, n_features)."""

@@ -1,7 +1,7 @@
 """Markdown tables of the diffusion benchmark's records, shared by the chapter and the
 Benchmarks page so that both show the same rows from the same fields.
 
-Both functions take the record as :func:`~companion.pretrained.load_record` returns it
+The functions take records as :func:`~companion.pretrained.load_record` returns it
 (``"diffusion_fashion"``, ``"diffusion_mode_coverage"``) and return Markdown text.
 """
 
@@ -90,4 +90,42 @@ def diffusion_coverage_table(record: Mapping) -> str:
         + ("" if record.get("complete", False) else " (unfinished: fewer seeds than asked)")
         + f"; sampler: {record['protocol']['sampler']}.",
     ]
+    return "\n".join(lines)
+
+
+def coverage_by_budget_table(diffusion: list[Mapping], gan_long_runs: Mapping) -> str:
+    """Mode coverage against the number of updates: the diffusion records of
+    ``benchmarks/diffusion.py --part mixtures`` (one per ``--steps``) and the GAN recipes'
+    long runs (``load_record("gan")["long_runs"]``, scored along each run), one row per
+    model and budget, means over seeds with the worst seed's modes."""
+    _need(gan_long_runs, ("summary", "runs", "eval_at"), "gan")
+    lines = [
+        "| model | updates | ring modes (of 8) | ring high quality | grid modes (of 25) "
+        "| grid high quality |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for record in sorted(diffusion, key=lambda r: r["protocol"]["steps"]):
+        _need(record, ("summary", "protocol"), "diffusion_mode_coverage")
+        cells = []
+        for mixture in _MIXTURES:
+            s = record["summary"][mixture]
+            cells += [f"{s['modes_mean']:.1f} (min {s['modes_min']})",
+                      f"{s['high_quality_mean']:.1%}"]  # fmt: skip
+        lines.append(
+            f"| **diffusion (DDPM)** | {record['protocol']['steps']:,} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    for trick, by_mixture in gan_long_runs["summary"].items():
+        for at in gan_long_runs["eval_at"]:
+            cells = []
+            for mixture in _MIXTURES:
+                s = by_mixture[mixture][str(at)]
+                worst = min(
+                    r["along_the_run"][str(at)]["modes"]
+                    for r in gan_long_runs["runs"]
+                    if r["trick"] == trick and r["mixture"] == mixture
+                )
+                cells += [f"{s['modes_mean']:.1f} (min {worst})", f"{s['high_quality_mean']:.1%}"]
+            lines.append(f"| GAN, {trick} | {int(at):,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
