@@ -115,6 +115,69 @@ def test_notebook_code_reads_no_repository_path(path):
     )
 
 
+# what `pip install companion[notebooks]` gives a student, by import name
+_DISTRIBUTION_IMPORTS = {"scikit-learn": "sklearn", "ipywidgets": "ipywidgets"}
+# in every Jupyter kernel (Colab, Binder, a local Jupyter) without being a dependency
+_KERNEL_IMPORTS = {"IPython", "ipykernel"}
+
+
+def student_imports() -> set[str]:
+    """Top-level import names a notebook may use: the standard library, the package, its
+    dependencies and its `notebooks` extra, and what any Jupyter kernel has."""
+    names = set(sys.stdlib_module_names) | {"companion"} | _KERNEL_IMPORTS
+    project = PYPROJECT["project"]
+    for spec in project["dependencies"] + project["optional-dependencies"]["notebooks"]:
+        dist = re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0]
+        names.add(_DISTRIBUTION_IMPORTS.get(dist, dist.replace("-", "_")))
+    return names
+
+
+def imported_modules(source: str) -> set[str]:
+    """Top-level modules a code cell imports (IPython magics and shell lines skipped)."""
+    import ast
+
+    code = "\n".join(
+        line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))
+    )
+    found = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_imports_only_what_a_student_install_has(path):
+    """A notebook runs after `pip install companion[notebooks]` (Colab, Binder): importing
+    a book-build tool such as myst_nb, or a test dependency, fails there."""
+    allowed = student_imports()
+    nb = nbformat.read(path, as_version=4)
+    found = {
+        (i, module)
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for module in imported_modules(cell.source)
+        if module not in allowed
+    }
+    assert not found, (
+        f"{path.name} imports {sorted(found)}, which `pip install companion[notebooks]` does "
+        "not install: use the package (companion.plot.glue for MyST-NB's glue) or add the "
+        "dependency to the `notebooks` extra in pyproject.toml"
+    )
+
+
+def test_student_imports_reject_book_tools():
+    allowed = student_imports()
+    assert {"torch", "numpy", "matplotlib", "sklearn", "scipy", "tqdm", "json"} <= allowed
+    assert not {"myst_nb", "nbval", "pytest", "hypothesis"} & allowed
+    assert imported_modules("from myst_nb import glue\nimport a.b as c\n%matplotlib inline") == {
+        "myst_nb",
+        "a",
+    }
+
+
 @pytest.mark.parametrize(
     "source",
     [
