@@ -4,7 +4,7 @@ A student opens a notebook from the book's launch button (Colab) or downloads it
 and runs it after a plain ``pip install``: nothing of this repository is around
 it. This script reproduces that:
 
-1. build the package's wheel (reported with its size; it must stay under 30 MB);
+1. build the package's wheel (reported with its size; it must stay under 40 MB);
 2. create a fresh virtual environment (``_build/student-env/venv``) holding only
    torch (the CPU build on this machine's disk, as Colab has torch preinstalled:
    never a multi-GB CUDA build here) and the minimum to execute notebooks
@@ -54,7 +54,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "student-env"
-WHEEL_LIMIT_MB = 30.0
+# 30 MB until the flows chapter: its two 7M-parameter flows (RealNVP, MAF) ship 26.6 MB of
+# float16 weights and the wheel reached 34 MB. Smaller options (int8 flow weights, weights
+# fetched on first use) would change what the records measured; see book/instructors/release.md.
+WHEEL_LIMIT_MB = 40.0
 TORCH = "torch==2.13.0"  # the CPU build on this kind of machine (ci/constraints.txt)
 TOOLING = ["nbclient>=0.10", "ipykernel>=6"]  # what executes a notebook, nothing more
 NOTEBOOK_TIMEOUT = 900
