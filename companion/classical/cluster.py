@@ -335,35 +335,23 @@ class KMeans(ParamsMixin):
     def _lloyd_stream(self, chunks, centers, tol, found):
         """Lloyd iterations over the chunks; returns what ``_lloyd`` returns.
 
-        The same steps as ``_lloyd`` (same stopping rules, same handling of empty
-        clusters), with the per-cluster sums recomputed on every pass instead of
-        updated for the moved points.
+        The loop of ``_lloyd`` (:meth:`_iterate`: same stopping rules, same handling
+        of empty clusters), with the per-cluster sums recomputed on every pass
+        instead of updated for the moved points.
         """
-        labels_old = None
-        history = []
-        strict = False
-        for iteration in range(1, self.max_iter + 1):  # noqa: B007 - returned below
+
+        def step(centers):
             labels, inertia, sums, counts, far = self._pass(chunks, centers, found, sums=True)
-            history.append(inertia)
             _fill_empty_from_candidates(far, sums, counts)
-            new_centers = (sums / counts.clamp_min(1)[:, None]).to(centers.dtype)
-            shift = float((new_centers - centers).pow(2).sum())
-            centers = new_centers
-            if labels_old is not None:
-                changed = torch.tensor([float((labels != labels_old).sum())], dtype=torch.float64)
-                if float(distributed.all_reduce_sum(changed)) == 0:
-                    strict = True
-                    break
-            if shift <= tol:
-                break
-            labels_old = labels
-        else:
-            warnings.warn(
-                f"KMeans stopped after max_iter={self.max_iter} iterations without converging; "
-                "raise max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
+            return labels, inertia, (sums / counts.clamp_min(1)[:, None]).to(centers.dtype)
+
+        def unchanged(labels, labels_old):
+            changed = torch.tensor([float((labels != labels_old).sum())], dtype=torch.float64)
+            return float(distributed.all_reduce_sum(changed)) == 0
+
+        labels, inertia, centers, iteration, history, strict = self._iterate(
+            centers, step, unchanged, tol
+        )
         if not strict:
             labels, inertia, *_ = self._pass(chunks, centers, found, sums=False)
         return labels, inertia, centers, iteration, history
@@ -431,23 +419,42 @@ class KMeans(ParamsMixin):
         again: the same means as :func:`lloyd_step` computes, at a fraction of the cost.
         """
         k = centers.shape[0]
+        kept = {}  # float64 sums (k, d), counts (k,) and the labels they describe
+
+        def step(centers):
+            labels, dists = assign(X, centers, x_sq)
+            if not kept:
+                kept["sums"], kept["counts"] = _cluster_sums(X, labels, k)
+                kept["members"] = labels.clone()
+            else:
+                _move_points(X, kept["members"], labels, kept["sums"], kept["counts"])
+            _fill_empty_clusters(X, kept["members"], dists, kept["sums"], kept["counts"])
+            new_centers = (kept["sums"] / kept["counts"].clamp_min(1)[:, None]).to(X.dtype)
+            return labels, float(dists.sum(dtype=torch.float64)), new_centers
+
+        labels, inertia, centers, iteration, history, strict = self._iterate(
+            centers, step, torch.equal, tol
+        )
+        if not strict:
+            labels, dists = assign(X, centers, x_sq)
+            inertia = float(dists.sum(dtype=torch.float64))
+        return labels, inertia, centers, iteration, history
+
+    def _iterate(self, centers, step, unchanged, tol):
+        """The Lloyd loop of both fits: ``step(centers)`` assigns every point and returns
+        (labels, inertia, new centres); the loop stops when the labels repeat (``strict``:
+        the labels are those of the returned centres) or the centres move less than
+        ``tol``, and warns after ``max_iter`` iterations. Returns labels, inertia,
+        centres, n_iter, history and ``strict``."""
         labels_old = None
         history = []
         strict = False
-        sums = counts = members = None  # float64 (k, d), (k,); the labels they describe
         for iteration in range(1, self.max_iter + 1):  # noqa: B007 - returned below
-            labels, dists = assign(X, centers, x_sq)
-            history.append(float(dists.sum(dtype=torch.float64)))
-            if members is None:
-                sums, counts = _cluster_sums(X, labels, k)
-                members = labels.clone()
-            else:
-                _move_points(X, members, labels, sums, counts)
-            _fill_empty_clusters(X, members, dists, sums, counts)
-            new_centers = (sums / counts.clamp_min(1)[:, None]).to(X.dtype)
+            labels, inertia, new_centers = step(centers)
+            history.append(inertia)
             shift = float((new_centers - centers).pow(2).sum())
             centers = new_centers
-            if labels_old is not None and torch.equal(labels, labels_old):
+            if labels_old is not None and unchanged(labels, labels_old):
                 strict = True
                 break
             if shift <= tol:
@@ -458,12 +465,9 @@ class KMeans(ParamsMixin):
                 f"KMeans stopped after max_iter={self.max_iter} iterations without converging; "
                 "raise max_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
-        if not strict:
-            labels, dists = assign(X, centers, x_sq)
-        inertia = float(dists.sum(dtype=torch.float64))
-        return labels, inertia, centers, iteration, history
+        return labels, inertia, centers, iteration, history, strict
 
     # ---------------------------------------------------------------- use
     def _checked(self, X: Any, method: str):

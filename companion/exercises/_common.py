@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -177,6 +178,52 @@ def _sweep(
         s: _numbers(_call(fn, *arguments(s)), keys, f"your result for {name(s)}") for s in settings
     }
     return runs, "; ".join(describe(s, runs[s]) for s in settings)
+
+
+def _nll_sweep(
+    fn: Callable,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    settings: tuple[int, ...],
+    seed: int,
+    *,
+    setting: str,
+    every: str,
+    unit: str,
+    per: str,
+    passes: str,
+    diverged: str,
+    negative: str,
+) -> tuple[dict[int, float], str]:
+    """Run a "train at each size, report the held-out NLL" answer and check the basics.
+
+    ``fn(x_train, x_test, size, seed)`` for each size in ``settings`` must return one
+    finite, positive number that changes with the size; returns ``({size: nll}, shown)``
+    with ``shown`` listing them as "nll (size ``unit``)". In the messages ``setting``
+    names the argument and ``every`` what it sets ("width"), ``per`` what one NLL is
+    measured on, ``passes`` what a constant answer fails to do, ``diverged`` and
+    ``negative`` the hints for those mistakes.
+    """
+    nll = {
+        size: _scalar(
+            _call(fn, x_train.clone(), x_test.clone(), size, seed),
+            f"your result for {setting}={size}",
+            f", the mean negative log-likelihood per test {per}",
+        )
+        for size in settings
+    }
+    shown = ", ".join(f"{nll[size]:.3f} ({size} {unit})" for size in settings)
+    values = list(nll.values())
+    if any(not math.isfinite(v) for v in values):
+        raise ExerciseError(f"your NLLs are {shown}: {diverged}")
+    if max(values) - min(values) < 1e-9:
+        raise ExerciseError(
+            f"your NLL is {values[0]:.4g} for every {every}: your function does not pass "
+            f"{setting} to the model {passes}."
+        )
+    if max(values) < 0:
+        raise ExerciseError(f"your values ({shown}) are negative: {negative}")
+    return nll, shown
 
 
 def _bars(n: int, seed: int, side: int = 6) -> torch.Tensor:

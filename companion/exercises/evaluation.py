@@ -20,6 +20,7 @@ from companion.exercises._common import (
     _generator,
     _independent_nll,
     _near,
+    _nll_sweep,
     _scalar,
     _shape,
 )
@@ -301,28 +302,21 @@ def check_made_hidden(fn: Callable, seed: int = 0) -> None:
     """
     x_train, x_test = _bars(1000, seed), _bars(1000, seed + 1000)
     independent = _independent_nll(x_train, x_test)
-    nll = {
-        h: _scalar(
-            _call(fn, x_train.clone(), x_test.clone(), h, seed),
-            f"your result for hidden={h}",
-            ", the mean negative log-likelihood per test image",
-        )
-        for h in MADE_WIDTHS
-    }
-    shown = ", ".join(f"{nll[h]:.2f} ({h} units)" for h in MADE_WIDTHS)
+    nll, shown = _nll_sweep(
+        fn,
+        x_train,
+        x_test,
+        MADE_WIDTHS,
+        seed,
+        setting="hidden",
+        every="width",
+        unit="units",
+        per="image",
+        passes="as the width of its hidden layer",
+        diverged="the training diverged or a log took 0.",
+        negative="that is the log-likelihood; return its negative, the NLL in nats.",
+    )
     values = list(nll.values())
-    if any(not math.isfinite(v) for v in values):
-        raise ExerciseError(f"your NLLs are {shown}: the training diverged or a log took 0.")
-    if max(values) - min(values) < 1e-9:
-        raise ExerciseError(
-            f"your NLL is {values[0]:.4g} for every width: your function does not pass hidden "
-            "to the model as the width of its hidden layer."
-        )
-    if max(values) < 0:
-        raise ExerciseError(
-            f"your values ({shown}) are negative: that is the log-likelihood; return its "
-            "negative, the NLL in nats."
-        )
     if max(values) < 0.1 * independent:
         raise ExerciseError(
             f"your values ({shown}) are far below what any model can reach here (independent "

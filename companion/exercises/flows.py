@@ -23,6 +23,7 @@ from companion.exercises._common import (
     _close,
     _generator,
     _near,
+    _nll_sweep,
     _numbers,
     _scalar,
     _shape,
@@ -345,28 +346,23 @@ def check_coupling_layers(fn: Callable, seed: int = 0) -> None:
         x_train.double().mean(0), centred.T @ centred / len(centred)
     )
     gaussian_nll = -gaussian.log_prob(x_test.double()).mean().item()
-    nll = {
-        k: _scalar(
-            _call(fn, x_train.clone(), x_test.clone(), k, seed),
-            f"your result for n_layers={k}",
-            ", the mean negative log-likelihood per test point",
-        )
-        for k in COUPLING_LAYERS
-    }
-    shown = ", ".join(f"{nll[k]:.3f} ({k} layers)" for k in COUPLING_LAYERS)
-    values = list(nll.values())
-    if any(not math.isfinite(v) for v in values):
-        raise ExerciseError(f"your NLLs are {shown}: the training diverged.")
-    if max(values) - min(values) < 1e-9:
-        raise ExerciseError(
-            f"your NLL is {values[0]:.4g} for every depth: your function does not pass "
-            "n_layers to the model."
-        )
-    if max(values) < 0:
-        raise ExerciseError(
-            f"your values ({shown}) are negative: the negative log-likelihood of these "
-            "points is positive for any reasonable flow; return −log p, not log p."
-        )
+    nll, shown = _nll_sweep(
+        fn,
+        x_train,
+        x_test,
+        COUPLING_LAYERS,
+        seed,
+        setting="n_layers",
+        every="depth",
+        unit="layers",
+        per="point",
+        passes="as its number of coupling layers",
+        diverged="the training diverged.",
+        negative=(
+            "the negative log-likelihood of these points is positive for any reasonable "
+            "flow; return −log p, not log p."
+        ),
+    )
     if not nll[COUPLING_LAYERS[0]] > nll[COUPLING_LAYERS[1]] + 0.1:
         raise ExerciseError(
             f"your held-out NLLs are {shown}: the deeper flow is not better by 0.1 nats. "

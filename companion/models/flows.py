@@ -91,8 +91,8 @@ class AffineCoupling(nn.Module):
 
         z = x_m + (1 - m) ⊙ (x ⊙ exp(s(x_m)) + t(x_m)),
 
-    s and t from one MLP. J is triangular (block-diagonal with the identity
-    on the masked half), so log|det J| = Σ_i (1 - m_i) s_i(x_m): one pass,
+    s and t from one MLP. J is triangular (block lower triangular, the
+    identity on the masked half), so log|det J| = Σ_i (1 - m_i) s_i(x_m): one pass,
     no determinant. s = ``scale_bound``·tanh(·/``scale_bound``) keeps the
     scales within e^{±scale_bound}. The last layer starts at zero, so the
     layer starts as the identity.

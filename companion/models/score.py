@@ -56,7 +56,8 @@ def dsm_loss(
     ``score(x_noisy, sigma)`` (one level per example); x (B, d).
     Returns ½·mean over examples of σ²‖s(x̃) − (x − x̃)/σ²‖² summed over dimensions
     (σ² weighting, so that every level contributes alike; at one level it is
-    J_DSM up to the constant factor σ²/2).
+    σ² times the right side of the denoising score matching identity, without
+    its constant).
     """
     check_finite(x, name="x")
     _check_sigma(sigma)
