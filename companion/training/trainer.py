@@ -38,7 +38,9 @@ import companion.distributed as distributed
 from companion._validation import check_finite, check_positive_int, values_checked
 from companion.errors import TrainingDivergedError
 from companion.runtime import resolve_device, seed_everything
+from companion.training import batches as batching
 from companion.training import parallel
+from companion.training.batches import Batch
 from companion.training.checkpoint import (
     load_checkpoint,
     load_model_state,
@@ -47,7 +49,6 @@ from companion.training.checkpoint import (
 )
 from companion.training.tally import LossTally
 
-Batch = Any  # a tensor or a tuple of tensors sharing their first dimension
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 DEFAULT_LR = 1e-3
@@ -227,37 +228,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def _batches(self, data: Any, *, shuffle: bool, epoch: int) -> Iterable[Batch]:
-        """Yield batches on the device; tensors are shuffled by (seed, epoch).
-
-        Under several processes each yields its share of every global batch (see
-        :mod:`companion.training.parallel`).
-        """
-        if _is_tensors(data) and self.world_size > 1:
-            tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
-            order = parallel.shard_indices(
-                tensors[0].shape[0], seed=self.seed, epoch=epoch, shuffle=shuffle,
-                world_size=self.world_size, rank=self.rank,
-            ).to(tensors[0].device)  # fmt: skip
-            for start in range(0, len(order), self.batch_size // self.world_size):
-                idx = order[start : start + self.batch_size // self.world_size]
-                batch = tuple(t[idx] for t in tensors)
-                yield batch[0] if isinstance(data, torch.Tensor) else batch
-        elif isinstance(data, torch.Tensor) or _is_tensor_tuple(data):
-            tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
-            n = tensors[0].shape[0]
-            if shuffle:
-                generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-                order = torch.randperm(n, generator=generator).to(tensors[0].device)
-            else:
-                order = torch.arange(n, device=tensors[0].device)
-            for start in range(0, n, self.batch_size):
-                idx = order[start : start + self.batch_size]
-                batch = tuple(t[idx] for t in tensors)
-                yield batch[0] if isinstance(data, torch.Tensor) else batch
-        else:
-            parallel.set_loader_epoch(data, epoch)
-            for batch in data:
-                yield _to_device(batch, self.device)
+        """Yield batches on the device; tensors are shuffled by (seed, epoch)."""
+        return batching.iterate(
+            data, batch_size=self.batch_size, shuffle=shuffle, epoch=epoch, seed=self.seed,
+            world_size=self.world_size, rank=self.rank, device=self.device,
+        )  # fmt: skip
 
     def _prepare(self, data: Any, name: str, *, model_check: bool = True) -> Any:
         """Move tensor data to the device once and reject NaN/inf before training.
@@ -265,7 +240,7 @@ class Trainer:
         Then, with ``model_check``, ``model.check_input(data)`` on the moved data where
         the model has one (not for training data that ``batch_transform`` changes).
         """
-        if isinstance(data, torch.Tensor) or _is_tensor_tuple(data):
+        if isinstance(data, torch.Tensor) or batching.is_tensor_tuple(data):
             tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
             n = tensors[0].shape[0]
             if n == 0:
@@ -328,22 +303,24 @@ class Trainer:
         name = type(self.model).__name__
         was_training = self.model.training
         self.model.eval()
-        sharded = _is_tensors(data) and 1 < self.world_size <= _length(data)
+        sharded = batching.is_tensors(data) and 1 < self.world_size <= batching.length(data)
         if sharded:  # rank r takes examples r, r + W, ...: no example twice
             tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
             shard = tuple(t[self.rank :: self.world_size] for t in tensors)
             data = shard[0] if isinstance(data, torch.Tensor) else shard
         tally = LossTally(name, at_end_ranks=sharded)
         try:
-            with _values_checked_if(_is_tensors(data)):
+            with _values_checked_if(batching.is_tensors(data)):
                 batches = (
                     self._batches(data, shuffle=False, epoch=0)
                     if not sharded
-                    else (_plain_batches(data, self.batch_size))
+                    else (batching.plain(data, self.batch_size))
                 )
                 for index, batch in enumerate(batches):
                     tally.add(
-                        index, _batch_size(batch), _check_loss_dict(self.model.loss(batch), name)
+                        index,
+                        batching.batch_size(batch),
+                        _check_loss_dict(self.model.loss(batch), name),
                     )
         finally:
             self.model.train(was_training)
@@ -371,11 +348,11 @@ class Trainer:
         )
         if val_data is not None:
             val_data = self._prepare(val_data, "val_data")  # once, not every epoch
-        if self.world_size > 1 and not _is_tensors(train_data):
+        if self.world_size > 1 and not batching.is_tensors(train_data):
             parallel.check_loader_sharded(train_data, "train_data", self.world_size)
         # The whole data set was checked: batches need no value scans of their own, unless
         # batch_transform makes them something else than the data checked.
-        train_checked = _is_tensors(train_data) and self.batch_transform is None
+        train_checked = batching.is_tensors(train_data) and self.batch_transform is None
         state = self._read_for_resume() if resume and self.checkpoint_path is not None else None
         if state is not None:
             self._restore(state, self.checkpoint_path)
@@ -417,7 +394,7 @@ class Trainer:
                 callback.on_epoch_start(self, epoch)
         self.model.train()
         started = time.perf_counter()
-        n_batches = _count_batches(train_data, self.batch_size, self.world_size)
+        n_batches = batching.count(train_data, self.batch_size, self.world_size)
         tally = LossTally(
             type(self.model).__name__,
             check=self._divergence_check(epoch, n_batches),
@@ -430,7 +407,7 @@ class Trainer:
                 for index, batch in enumerate(batches):
                     if self.batch_transform is not None:
                         batch = self.batch_transform(batch)
-                    tally.add(index, _batch_size(batch), self.train_step(batch))
+                    tally.add(index, batching.batch_size(batch), self.train_step(batch))
                     if index == 0 and self._first_step_pending:
                         parallel.copy_from_rank0(self.model)  # data-dependent initialisations
                         self._first_step_pending = False
@@ -634,54 +611,6 @@ def _values_checked_if(checked: bool):
             yield
     else:
         yield
-
-
-def _is_tensors(data: Any) -> bool:
-    return isinstance(data, torch.Tensor) or _is_tensor_tuple(data)
-
-
-def _is_tensor_tuple(data: Any) -> bool:
-    return (
-        isinstance(data, (tuple, list))
-        and len(data) > 0
-        and all(isinstance(t, torch.Tensor) for t in data)
-    )
-
-
-def _to_device(batch: Batch, device: torch.device) -> Batch:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_to_device(b, device) for b in batch)
-    return batch
-
-
-def _batch_size(batch: Batch) -> int:
-    first = batch[0] if isinstance(batch, (tuple, list)) else batch
-    return int(first.shape[0])
-
-
-def _length(data: Any) -> int:
-    return int((data if isinstance(data, torch.Tensor) else data[0]).shape[0])
-
-
-def _plain_batches(data: Any, batch_size: int) -> Iterable[Batch]:
-    """Tensor data in order, ``batch_size`` rows at a time."""
-    for start in range(0, _length(data), batch_size):
-        if isinstance(data, torch.Tensor):
-            yield data[start : start + batch_size]
-        else:
-            yield tuple(t[start : start + batch_size] for t in data)
-
-
-def _count_batches(data: Any, batch_size: int, world_size: int = 1) -> int | str:
-    """Batches per epoch (per rank: the shards are ceil(n / world_size) long)."""
-    if _is_tensors(data):
-        return math.ceil(math.ceil(_length(data) / world_size) / (batch_size // world_size))
-    try:
-        return len(data)
-    except TypeError:
-        return "?"
 
 
 def _check_loss_dict(out: Any, name: str) -> dict[str, Any]:
