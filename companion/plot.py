@@ -193,12 +193,16 @@ def glue(name: str, value) -> None:
     the display bundle of MyST-NB's ``glue(name, value, display=False)``, so the
     book build reads it, while a notebook run outside the book (Colab, Jupyter)
     needs no MyST-NB and shows nothing extra: print the value next to it.
+    A NumPy scalar or a one-element tensor is glued as the Python number it holds.
     """
     from IPython.core.formatters import format_display_data
     from IPython.display import display
 
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"glue name {name!r} must be an identifier such as 'cae_ratio'.")
+    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.numel() == 1):
+        # a plain number, so that {glue:text}`name:.3f` formats it ("np.float64(0.5)" won't)
+        value = value.item()
     _GLUED[name] = value
     bundle, metadata = format_display_data(value)
     prefix = "application/papermill.record/"

@@ -29,7 +29,9 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED = Path(__file__).with_name("prose_numbers_allowed.txt")
@@ -234,5 +236,11 @@ def test_glue_writes_what_myst_nb_reads():
         glue("cae_ratio", 0.123456)
         myst_glue.glue("cae_ratio", 0.123456, display=False)
     assert calls[0] == calls[1]
+    calls.clear()
+    with mock.patch("IPython.display.display", lambda *a, **k: calls.append((a, k))):
+        glue("cae_ratio", np.float64(0.25))  # numpy's repr is "np.float64(0.25)"
+        glue("cae_ratio", torch.tensor([0.25]))
+    for (bundle,), _ in calls:
+        assert bundle["application/papermill.record/text/plain"] == "0.25"
     with pytest.raises(ValueError, match="must be an identifier"):
         glue("cae ratio", 1.0)
