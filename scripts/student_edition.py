@@ -8,8 +8,10 @@ The student edition is the book without its solutions:
   (each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region becomes
   ``# YOUR CODE HERE`` and ``raise NotImplementedError()``, hidden tests are
   dropped, markdown answer cells become ``YOUR ANSWER HERE``), all outputs
-  cleared, and every ``{solution}`` directive removed from notebooks and
-  ``.md`` pages. These are the notebooks to hand out.
+  cleared, every ``{solution}`` directive removed from notebooks and
+  ``.md`` pages, and every ``{glue:text}`` role (a value of the reader's run, which
+  this unexecuted edition does not have) replaced by the name of the value. These
+  are the notebooks to hand out.
 * ``_build/student/html/``: the HTML book built from that source with its own
   ``_config.yml`` (notebooks not executed, launch buttons off, since they would
   open the full notebooks of the repository), with Sphinx warnings as errors.
@@ -38,6 +40,16 @@ BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 TEXT_STUB = "YOUR ANSWER HERE"
+GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`([A-Za-z_][A-Za-z0-9_]*)(?::[^`]*)?`")
+
+
+def unglue(text: str) -> str:
+    """Markdown with every ``{glue:text}`name:fmt``` role replaced by a pointer to the
+    reader's run: the student edition is not executed, so it has no glued values (and
+    ``-W`` would fail on each missing key)."""
+    return GLUE_ROLE.sub(r"*(`\1` in your run)*", text)
+
+
 OPENING = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution\}")
 COPIED = ("_config.yml", "_toc.yml", "book")
 
@@ -109,7 +121,7 @@ def strip_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             cell.execution_count = None
         elif cell.cell_type == "markdown":
             source, found = _replace_regions(cell.source, BEGIN_SOLUTION, END_SOLUTION, [TEXT_STUB])
-            source = strip_solution_directives(source)
+            source = unglue(strip_solution_directives(source))
             if is_answer and not found:
                 source = TEXT_STUB
             if not source.strip():
@@ -157,7 +169,7 @@ def write_source(root: Path, target: Path) -> list[Path]:
         elif path.suffix == ".md":
             text = path.read_text(encoding="utf-8")
             try:
-                path.write_text(strip_solution_directives(text) + "\n", encoding="utf-8")
+                path.write_text(unglue(strip_solution_directives(text)) + "\n", encoding="utf-8")
             except ValueError as err:
                 raise ValueError(f"{path.relative_to(target)}: {err}") from err
         else:

@@ -164,6 +164,17 @@ def test_stripping_rules():
         student_edition.strip_solution_directives("```{solution} ex\nno end")
     with pytest.raises(ValueError, match="never closed"):
         student_edition.strip_code("### BEGIN SOLUTION\nx = 1\n")
+    glued = "The flow scores {glue:text}`best_bpd:.3f` bits/dim ({glue:text}`best_name`)."
+    assert student_edition.unglue(glued) == (
+        "The flow scores *(`best_bpd` in your run)* bits/dim (*(`best_name` in your run)*)."
+    )
+
+
+def test_stripped_source_has_no_glue_roles(tmp_path):
+    """The student edition is not executed: a glue role left in it has no value (-W fails)."""
+    written = student_edition.write_source(ROOT, tmp_path / "source")
+    left = [p for p in written for _, text in _texts(p) if "{glue" in text]
+    assert not left, left
 
 
 FIXTURE_PAGE = """# Fixture page
