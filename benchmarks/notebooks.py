@@ -15,10 +15,10 @@ Each notebook listed in ``_toc.yml`` runs in a fresh kernel from its own folder
 of each, the sum per chapter against the chapter's budget (from its issue)
 and the whole book against its 20-minute budget are written to
 ``companion/pretrained/records/notebooks.json`` and shown on the book's Benchmarks page.
-The script exits with status 1 when the whole book in full mode takes longer
-than its budget, or when a notebook fails; over-budget chapters are reported.
-This is a report, not a test: the times depend on the machine and its load,
-which are recorded with them.
+The script exits with status 1 when a notebook fails. Over-budget chapters and
+a book over its budget are reported (printed, and ``within_budget`` false in the
+results), not failed: this is a report, not a timed test, since the times depend
+on the machine, its load and its thread settings, which are recorded with them.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def main() -> int:
             f"{BOOK_BUDGET_S} s budget",
             file=sys.stderr,
         )
-    return 0 if book_ok and not failures else 1
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
