@@ -56,8 +56,7 @@ histogram the two coincide.
 ``--only vae`` (``--only gmm``) computes the VAE (the Gaussian mixture) row alone
 and merges it into the existing record (``--out`` or the committed one), whose
 data it must match: give the same ``--n-train`` and ``--n-test`` as the record's
-command. The row keeps its own
-command, date and training time.
+command. The row keeps its own command, date and training time.
 """
 
 from __future__ import annotations

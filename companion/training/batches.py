@@ -34,7 +34,7 @@ def iterate(
     are moved to ``device``.
     """
     if is_tensors(data) and world_size > 1:
-        tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+        tensors = as_tuple(data)
         order = parallel.shard_indices(
             tensors[0].shape[0], seed=seed, epoch=epoch, shuffle=shuffle,
             world_size=world_size, rank=rank,
@@ -44,7 +44,7 @@ def iterate(
             batch = tuple(t[idx] for t in tensors)
             yield batch[0] if isinstance(data, torch.Tensor) else batch
     elif is_tensors(data):
-        tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+        tensors = as_tuple(data)
         n = tensors[0].shape[0]
         if shuffle:
             generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -63,6 +63,11 @@ def iterate(
 
 def is_tensors(data: Any) -> bool:
     return isinstance(data, torch.Tensor) or is_tensor_tuple(data)
+
+
+def as_tuple(data: Any) -> tuple[torch.Tensor, ...]:
+    """Tensor data as a tuple of tensors: ``(data,)`` for one tensor."""
+    return (data,) if isinstance(data, torch.Tensor) else tuple(data)
 
 
 def is_tensor_tuple(data: Any) -> bool:

@@ -240,8 +240,8 @@ class Trainer:
         Then, with ``model_check``, ``model.check_input(data)`` on the moved data where
         the model has one (not for training data that ``batch_transform`` changes).
         """
-        if isinstance(data, torch.Tensor) or batching.is_tensor_tuple(data):
-            tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+        if batching.is_tensors(data):
+            tensors = batching.as_tuple(data)
             n = tensors[0].shape[0]
             if n == 0:
                 raise ValueError(f"{name} is empty; give at least one example.")
@@ -305,7 +305,7 @@ class Trainer:
         self.model.eval()
         sharded = batching.is_tensors(data) and 1 < self.world_size <= batching.length(data)
         if sharded:  # rank r takes examples r, r + W, ...: no example twice
-            tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+            tensors = batching.as_tuple(data)
             shard = tuple(t[self.rank :: self.world_size] for t in tensors)
             data = shard[0] if isinstance(data, torch.Tensor) else shard
         tally = LossTally(name, at_end_ranks=sharded)
