@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import make_blobs
@@ -170,3 +170,38 @@ def test_fitted_centres_are_the_means_of_their_clusters():
     for j in range(5):
         mean = X[model.labels_ == j].astype(np.float64).mean(0)
         np.testing.assert_allclose(model.cluster_centers_[j], mean, rtol=1e-6, atol=1e-6)
+
+
+def _brute_force_lloyd(X: np.ndarray, init: np.ndarray, n_iter: int):
+    """Plain Lloyd in float64, every distance at every step: each step's labels and
+    inertia (to the centres the step assigned to)."""
+    centers, labels, inertias = init.astype(np.float64), [], []
+    for _ in range(n_iter):
+        d2 = ((X[:, None, :] - centers[None]) ** 2).sum(2)
+        labels.append(d2.argmin(1))
+        inertias.append(d2.min(1).sum())
+        centers = np.stack([X[labels[-1] == j].mean(0) for j in range(len(centers))])
+    return labels, inertias
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_centers=st.integers(2, 6),
+    n_features=st.integers(1, 5),
+    spread=st.floats(0.3, 3.0),
+    seed=st.integers(0, 10_000),
+)
+def test_skipped_points_keep_the_labels_of_a_full_assignment(n_centers, n_features, spread, seed):
+    """The fit skips the distances of points whose bounds prove their cluster unchanged,
+    and takes each step's inertia from the cluster sums; every step must still give the
+    labels and the inertia of plain Lloyd computing every distance."""
+    X, _ = make_blobs(400, centers=n_centers, n_features=n_features, cluster_std=spread,
+                      random_state=seed)  # fmt: skip
+    init = X[np.random.default_rng(seed).choice(len(X), n_centers, replace=False)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = KMeans(n_centers, init=init, tol=0, max_iter=30).fit(X)
+    labels, inertias = _brute_force_lloyd(X, init, model.n_iter_)
+    assume(all(len(np.unique(step)) == n_centers for step in labels))  # no cluster reseeded
+    np.testing.assert_array_equal(model.labels_, labels[-1])
+    np.testing.assert_allclose(model.inertia_history_, inertias, rtol=1e-9)

@@ -40,7 +40,14 @@ def squared_distances(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor | Non
     Uses ||x||² - 2 x·c + ||c||² (one matrix product), clamped at 0 against rounding.
     """
     x_sq = (X * X).sum(1) if x_sq is None else x_sq
-    return (x_sq[:, None] - 2 * (X @ C.T) + (C * C).sum(1)[None, :]).clamp_min_(0)
+    return _chunk_distances(X, C, x_sq, (C * C).sum(1))
+
+
+def _chunk_distances(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, c_sq: torch.Tensor):
+    """||x - c||² for a chunk of rows X (m, d) and every centre C (k, d) -> (m, k), from
+    the rows' and centres' squared norms (m,) and (k,): one matrix product, clamped at 0.
+    The one formula of :func:`assign`, :func:`nearest_two` and :func:`lloyd_step`."""
+    return torch.addmm(x_sq[:, None] + c_sq[None, :], X, C.T, alpha=-2).clamp_min_(0)
 
 
 def assign(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int = 4096):
@@ -55,9 +62,37 @@ def assign(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int = 40
     c_sq = (C * C).sum(1)
     for start in range(0, X.shape[0], chunk):
         part = slice(start, start + chunk)
-        d2 = torch.addmm(x_sq[part, None] + c_sq[None, :], X[part], C.T, alpha=-2)
-        dists[part], labels[part] = d2.clamp_min_(0).min(dim=1)
+        dists[part], labels[part] = _chunk_distances(X[part], C, x_sq[part], c_sq).min(dim=1)
     return labels, dists
+
+
+def _rounding(X: torch.Tensor) -> float:
+    """Bound on the rounding error of a squared distance computed as
+    ``|x|^2 - 2 x.c + |c|^2``, relative to ``|x|^2 + |c|^2``: each of the three terms is a
+    sum of d products, off by at most about d units in the last place (worst case, with a
+    margin)."""
+    return 4 * X.shape[1] * torch.finfo(X.dtype).eps
+
+
+def nearest_two(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int = 4096):
+    """Nearest centre of every row of X (n, d) and the squared distances to the nearest
+    and the second nearest centre of C (k, d): labels (n,) int64, two (n,) tensors (the
+    second is +inf when k = 1). The arithmetic of :func:`assign`, so the labels agree."""
+    n, k = X.shape[0], C.shape[0]
+    labels = torch.empty(n, dtype=torch.int64, device=X.device)
+    own = torch.empty(n, dtype=X.dtype, device=X.device)
+    other = torch.full((n,), float("inf"), dtype=X.dtype, device=X.device)
+    c_sq = (C * C).sum(1)
+    for start in range(0, n, chunk):
+        part = slice(start, start + chunk)
+        d2 = _chunk_distances(X[part], C, x_sq[part], c_sq)
+        if k == 1:
+            own[part], labels[part] = d2[:, 0], 0
+            continue
+        own[part], labels[part] = d2.min(dim=1)  # as assign() chooses among ties
+        d2.scatter_(1, labels[part, None], float("inf"))
+        other[part] = d2.min(dim=1).values
+    return labels, own, other
 
 
 def lloyd_step(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int = 4096):
@@ -74,8 +109,7 @@ def lloyd_step(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int 
     eye = torch.eye(k, dtype=X.dtype, device=X.device)
     for start in range(0, n, chunk):
         part = slice(start, start + chunk)
-        d2 = torch.addmm(x_sq[part, None] + c_sq[None, :], X[part], C.T, alpha=-2)
-        dists[part], labels[part] = d2.clamp_min_(0).min(dim=1)
+        dists[part], labels[part] = _chunk_distances(X[part], C, x_sq[part], c_sq).min(dim=1)
         sums.addmm_(eye[labels[part]].T, X[part])
     return labels, dists, sums
 
@@ -110,6 +144,17 @@ def _move_points(
         counts.index_add_(0, labels[moved], ones)
         counts.index_add_(0, members[moved], ones, alpha=-1)
         members.copy_(labels)
+
+
+def _inertia_from_sums(
+    total_sq: float, centers: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor
+) -> float:
+    """Sum of squared distances of the points to their cluster's centre (the inertia),
+    from the cluster sums S_j (k, d) and counts n_j (k,) in float64 and the total of
+    |x|^2: sum |x|^2 - 2 sum_j c_j . S_j + sum_j n_j |c_j|^2. Needs no distance."""
+    c64 = centers.double()
+    inertia = total_sq - 2 * float((c64 * sums).sum()) + float(counts @ c64.pow(2).sum(1))
+    return max(inertia, 0.0)
 
 
 def _fill_empty_clusters(
@@ -358,20 +403,25 @@ class KMeans(ParamsMixin):
 
     def _pass(self, chunks, centers, found, *, sums: bool):
         """One assignment pass: labels (n_local,), inertia, and (summed over the ranks)
-        cluster sums (k, d) and counts (k,) in float64 with the k farthest points."""
+        cluster sums (k, d) and counts (k,) in float64 with the k farthest points. With
+        ``sums`` the inertia comes from the sums (:func:`_inertia_from_sums`), else from
+        the distances."""
         k, d = centers.shape
         labels_all = torch.empty(found.n_local, dtype=torch.int64, device=centers.device)
         done = 0
-        totals = torch.zeros(k * d + k + 1, dtype=torch.float64, device=centers.device)
-        S, counts, inertia = totals[: k * d].view(k, d), totals[k * d : -1], totals[-1:]
+        totals = torch.zeros(k * d + k + 2, dtype=torch.float64, device=centers.device)
+        S, counts = totals[: k * d].view(k, d), totals[k * d : k * d + k]
+        inertia, total_sq = totals[-2:-1], totals[-1:]
         far = torch.empty(0, d + 2, dtype=torch.float64, device=centers.device)
 
         def step(X: torch.Tensor) -> None:
             nonlocal far, done
-            labels, dists = assign(X, centers, (X * X).sum(1))
+            x_sq = (X * X).sum(1)
+            labels, dists = assign(X, centers, x_sq)
             labels_all[done : done + X.shape[0]] = labels[: max(0, found.n_local - done)]
             done += X.shape[0]
             inertia.add_(dists.sum(dtype=torch.float64))
+            total_sq.add_(x_sq.sum(dtype=torch.float64))
             if sums:
                 S.index_add_(0, labels, X.double())
                 counts.add_(torch.bincount(labels, minlength=k).double())
@@ -383,10 +433,13 @@ class KMeans(ParamsMixin):
         read_pass(chunks, self._check_chunk, found, step)
         distributed.all_reduce_sum(totals)
         labels = labels_all
-        if sums and bool((counts == 0).any()):
+        if not sums:
+            return labels, float(inertia), S, counts, far
+        if bool((counts == 0).any()):
             far = gather_rows(far)
             far = far[far[:, 0].topk(min(k, far.shape[0])).indices]
-        return labels, float(inertia), S, counts, far
+        # the inertia as the in-memory fit computes it, from the sums (more accurate)
+        return labels, _inertia_from_sums(float(total_sq), centers, S, counts), S, counts, far
 
     def _initial_centers_array(self, X: torch.Tensor, k: int) -> torch.Tensor | None:
         if isinstance(self.init, str):
@@ -413,24 +466,67 @@ class KMeans(ParamsMixin):
     def _lloyd(self, X, centers, x_sq, tol):
         """Lloyd iterations from ``centers``: returns labels, inertia, centres, n_iter, history.
 
-        Each iteration is one assignment pass (:func:`assign`). The per-cluster sums and
-        counts are kept in float64 and updated only for the points whose cluster changed
-        (after the first iterations, a small share of n), instead of summing all n rows
-        again: the same means as :func:`lloyd_step` computes, at a fraction of the cost.
+        The iterates are Lloyd's, but an iteration computes distances only for the points
+        whose cluster may have changed (Hamerly's bounds): each point keeps an upper bound
+        on the distance to its own centre and a lower bound on the distance to every other
+        centre; when the centres move by ``delta`` the first grows by its centre's move and
+        the second shrinks by the largest other move, and a point whose bounds stay apart
+        (by more than the rounding of the distances) keeps its cluster. Late iterations,
+        where few points move, so cost a small share of a full pass.
+
+        The per-cluster sums and counts are kept in float64 and updated only for the
+        points whose cluster changed; the inertia of each step comes from them
+        (``sum |x|^2 - 2 sum_j c_j . S_j + sum_j n_j |c_j|^2``), exact without the
+        distances of the points that were skipped.
         """
         k = centers.shape[0]
-        kept = {}  # float64 sums (k, d), counts (k,) and the labels they describe
+        total_sq = float(x_sq.sum(dtype=torch.float64))
+        rounding = _rounding(X)
+        kept = {}  # sums (k, d), counts (k,), members (n,), bounds, the centres they refer to
+
+        def full(centers):
+            members, d_own, d_other = nearest_two(X, centers, x_sq)
+            kept["members"], kept["upper"], kept["lower"] = members, d_own.sqrt(), d_other.sqrt()
+            return d_own
+
+        def bounded(centers):
+            moved = (centers - kept["centers"]).double().pow(2).sum(1).sqrt().to(X.dtype)  # (k,)
+            members, upper, lower = kept["members"], kept["upper"], kept["lower"]
+            upper += moved[members]
+            if k > 1:
+                top2 = torch.topk(moved, 2).values
+                lower -= torch.where(moved[members] == top2[0], top2[1], top2[0])
+            c_sq_max = float((centers * centers).sum(1).max())
+            slack = (rounding * (x_sq + c_sq_max)).sqrt()  # (n,) the distances' rounding
+            rows = torch.nonzero(upper + slack >= lower).flatten()
+            if rows.numel():
+                labels, d_own, d_other = nearest_two(X[rows], centers, x_sq[rows])
+                members = members.clone()
+                members[rows] = labels
+                upper[rows], lower[rows] = d_own.sqrt(), d_other.sqrt()
+            return members
 
         def step(centers):
-            labels, dists = assign(X, centers, x_sq)
             if not kept:
-                kept["sums"], kept["counts"] = _cluster_sums(X, labels, k)
-                kept["members"] = labels.clone()
+                dists = full(centers)
+                kept["sums"], kept["counts"] = _cluster_sums(X, kept["members"], k)
+                kept["assigned"] = kept["members"].clone()
             else:
-                _move_points(X, kept["members"], labels, kept["sums"], kept["counts"])
-            _fill_empty_clusters(X, kept["members"], dists, kept["sums"], kept["counts"])
-            new_centers = (kept["sums"] / kept["counts"].clamp_min(1)[:, None]).to(X.dtype)
-            return labels, float(dists.sum(dtype=torch.float64)), new_centers
+                kept["members"] = bounded(centers)
+                dists = None
+            _move_points(X, kept["assigned"], kept["members"], kept["sums"], kept["counts"])
+            sums, counts = kept["sums"], kept["counts"]
+            inertia = _inertia_from_sums(total_sq, centers, sums, counts)
+            labels = kept["members"].clone()
+            if bool((counts == 0).any()):  # rare: needs every distance, and fresh bounds
+                dists = full(centers) if dists is None else dists
+                _fill_empty_clusters(X, kept["assigned"], dists, sums, counts)
+                kept["members"] = kept["assigned"].clone()
+                kept["upper"].zero_()  # the next step recomputes every point
+                kept["lower"].zero_()
+            kept["centers"] = centers
+            new_centers = (sums / counts.clamp_min(1)[:, None]).to(X.dtype)
+            return labels, inertia, new_centers
 
         labels, inertia, centers, iteration, history, strict = self._iterate(
             centers, step, torch.equal, tol
