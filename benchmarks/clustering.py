@@ -8,7 +8,9 @@ with the thread pools in use (threadpoolctl).
 * KMeans, k=10, on the 784-D float32 Fashion-MNIST training pixels, both started
   from the same centres: 10 randomly chosen images, and the k-means++ centres of
   ``sklearn.cluster.kmeans_plusplus(X, 10, random_state=0)``; scikit-learn runs
-  Lloyd's algorithm (``algorithm="lloyd"``, ``n_init=1``);
+  Lloyd's algorithm (``algorithm="lloyd"``, ``n_init=1``), the target's reference, and
+  also Elkan's (``algorithm="elkan"``: the same iterates, distances skipped by
+  bounds, as the companion skips them with Hamerly's), for comparison;
 * back to back: each library's fit right after the other's (no pause) against
   after a pause, to see whether one library's idle threads slow the other (two
   OpenMP runtimes are loaded: torch's and scikit-learn's);
@@ -90,6 +92,7 @@ def kmeans_rows(X: torch.Tensor, init: np.ndarray, device: torch.device, rounds:
     runs = {
         "companion (cpu)": lambda: KMeans(10, init=init).fit(X),
         "sklearn": lambda: SkKMeans(10, init=init, n_init=1, algorithm="lloyd").fit(Xn),
+        "sklearn (elkan)": lambda: SkKMeans(10, init=init, n_init=1, algorithm="elkan").fit(Xn),
     }
     if device.type != "cpu":
         Xd = X.to(device)
@@ -175,6 +178,9 @@ def main() -> int:
         ours, sk = rows["companion (cpu)"], rows["sklearn"]
         summary["kmeans"][name] = {
             "ms_per_iteration_ratio_companion_over_sklearn": round(median(ours) / median(sk), 3),
+            "ms_per_iteration_ratio_companion_over_sklearn_elkan": round(
+                median(ours) / median(rows["sklearn (elkan)"]), 3
+            ),
             "inertia_relative_difference": abs(ours["inertia"] / sk["inertia"] - 1),
         }
     ours_g, sk_g = gmm["companion (cpu)"], gmm["sklearn"]

@@ -74,18 +74,32 @@ def _rounding(X: torch.Tensor) -> float:
     return 4 * X.shape[1] * torch.finfo(X.dtype).eps
 
 
-def nearest_two(X: torch.Tensor, C: torch.Tensor, x_sq: torch.Tensor, chunk: int = 4096):
-    """Nearest centre of every row of X (n, d) and the squared distances to the nearest
-    and the second nearest centre of C (k, d): labels (n,) int64, two (n,) tensors (the
-    second is +inf when k = 1). The arithmetic of :func:`assign`, so the labels agree."""
-    n, k = X.shape[0], C.shape[0]
-    labels = torch.empty(n, dtype=torch.int64, device=X.device)
-    own = torch.empty(n, dtype=X.dtype, device=X.device)
-    other = torch.full((n,), float("inf"), dtype=X.dtype, device=X.device)
+def nearest_two(
+    X: torch.Tensor,
+    C: torch.Tensor,
+    x_sq: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    chunk: int = 4096,
+):
+    """Nearest centre of the rows of X (n, d) and the squared distances to the nearest
+    and the second nearest centre of C (k, d): labels (m,) int64 and two (m,) tensors (the
+    second is +inf when k = 1), for every row or for the indices ``rows`` (m,). The
+    arithmetic of :func:`assign`, so the labels agree. Chosen rows are gathered chunk by
+    chunk into one reused buffer (one large gather costs more than the product)."""
+    m, k = (X.shape[0] if rows is None else rows.shape[0]), C.shape[0]
+    labels = torch.empty(m, dtype=torch.int64, device=X.device)
+    own = torch.empty(m, dtype=X.dtype, device=X.device)
+    other = torch.full((m,), float("inf"), dtype=X.dtype, device=X.device)
     c_sq = (C * C).sum(1)
-    for start in range(0, n, chunk):
+    buffer = None if rows is None else X.new_empty(min(chunk, m), X.shape[1])
+    for start in range(0, m, chunk):
         part = slice(start, start + chunk)
-        d2 = _chunk_distances(X[part], C, x_sq[part], c_sq)
+        if rows is None:
+            d2 = _chunk_distances(X[part], C, x_sq[part], c_sq)
+        else:
+            index = rows[part]
+            block = torch.index_select(X, 0, index, out=buffer[: len(index)])
+            d2 = _chunk_distances(block, C, x_sq[index], c_sq)
         if k == 1:
             own[part], labels[part] = d2[:, 0], 0
             continue
@@ -242,6 +256,10 @@ class KMeans(ParamsMixin):
     Any array-like is accepted (NumPy arrays, lists, DataFrames; results are
     NumPy arrays, as in scikit-learn); a torch tensor gives tensors on its
     device.
+
+    The iterations are Lloyd's; an in-memory fit skips the distances of the points
+    whose cluster provably cannot change (Hamerly's bounds, as scikit-learn's
+    ``algorithm="elkan"`` skips them with Elkan's), so late iterations are cheap.
     """
 
     estimator_type = "clusterer"
@@ -313,7 +331,10 @@ class KMeans(ParamsMixin):
         if init is not None:
             n_init = 1
         x_sq = (X * X).sum(1)
-        tol = float(X.var(dim=0, unbiased=False).mean()) * self.tol
+        # the mean feature variance, (sum |x|^2 / n - |mean|^2) / d, without a pass for var
+        mean = X.mean(0, dtype=torch.float64)
+        variance = (float(x_sq.sum(dtype=torch.float64)) / n - float(mean @ mean)) / X.shape[1]
+        tol = max(variance, 0.0) * self.tol
         seed = resolve_seed(self.random_state)
         best = None
         for run in range(n_init):
@@ -484,9 +505,18 @@ class KMeans(ParamsMixin):
         rounding = _rounding(X)
         kept = {}  # sums (k, d), counts (k,), members (n,), bounds, the centres they refer to
 
+        def bounds(d_own, d_other, x_sq, centers):
+            """Distance bounds from computed squared distances, widened by their rounding
+            error E: |sqrt(a) - sqrt(b)| <= min(sqrt(E), E / sqrt(b)) when |a - b| <= E."""
+            error = rounding * (x_sq + float((centers * centers).sum(1).max()))
+            own, other = d_own.sqrt(), d_other.sqrt()
+            widen = lambda d: torch.minimum(error.sqrt(), error / d)  # noqa: E731
+            return own + widen(own), other - widen(other)
+
         def full(centers):
             members, d_own, d_other = nearest_two(X, centers, x_sq)
-            kept["members"], kept["upper"], kept["lower"] = members, d_own.sqrt(), d_other.sqrt()
+            kept["members"] = members
+            kept["upper"], kept["lower"] = bounds(d_own, d_other, x_sq, centers)
             return d_own
 
         def bounded(centers):
@@ -496,14 +526,12 @@ class KMeans(ParamsMixin):
             if k > 1:
                 top2 = torch.topk(moved, 2).values
                 lower -= torch.where(moved[members] == top2[0], top2[1], top2[0])
-            c_sq_max = float((centers * centers).sum(1).max())
-            slack = (rounding * (x_sq + c_sq_max)).sqrt()  # (n,) the distances' rounding
-            rows = torch.nonzero(upper + slack >= lower).flatten()
+            rows = torch.nonzero(upper >= lower).flatten()
             if rows.numel():
-                labels, d_own, d_other = nearest_two(X[rows], centers, x_sq[rows])
+                labels, d_own, d_other = nearest_two(X, centers, x_sq, rows=rows)
                 members = members.clone()
                 members[rows] = labels
-                upper[rows], lower[rows] = d_own.sqrt(), d_other.sqrt()
+                upper[rows], lower[rows] = bounds(d_own, d_other, x_sq[rows], centers)
             return members
 
         def step(centers):
