@@ -166,10 +166,11 @@ def main() -> int:
         "command": "python benchmarks/notebooks.py "
         + ("--from-builds" if args.from_builds else "--modes " + " ".join(args.modes)),
         "conditions": (
-            "read from the runs of make book (full) and make student-env (fast, "
-            f"{student_workers} notebooks at once), which CI runs side by side: the times "
-            "include the machine shared with the other run; `--modes full fast` times "
-            "each notebook alone"
+            "read from the book's execution records (full: each notebook executed once, by "
+            "make book or by scripts/fill_cache.py into the book's cache) and from make "
+            f"student-env (fast, {student_workers} notebooks at once), which CI runs side by "
+            "side, one thread per process: the times include the machine shared with the "
+            "other run; `--modes full fast` times each notebook alone"
             if args.from_builds
             else "each notebook executed alone, one after the other"
         ),
