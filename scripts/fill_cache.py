@@ -46,6 +46,11 @@ def book_timeout(root: Path = ROOT) -> int:
     return int(config.get("execute", {}).get("timeout", 30))
 
 
+def shown(path: Path) -> str:
+    """The notebook's path as printed: relative to the repository when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def key(path: Path) -> str:
     """The notebook's name among the claims: its folder and file, e.g. ``gans-dcgan``."""
     return f"{path.parent.name}-{path.stem}"
@@ -78,13 +83,13 @@ def fill(path: Path, cache, timeout: int, claims: Path) -> bool:
     """Execute one notebook into the cache unless it is there; True unless it failed."""
     notebook = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
     if _in_cache(cache, notebook):
-        print(f"in the cache already: {path.relative_to(ROOT)}", flush=True)
+        print(f"in the cache already: {shown(path)}", flush=True)
         return True
     record = cache.add_nb_to_project(str(path))
     result = single_nb_execution(
         notebook, cwd=str(path.parent), allow_errors=False, timeout=timeout, meta_override=True
     )
-    name = path.relative_to(ROOT)
+    name = shown(path)
     done = claims / (key(path) + ".done")
     if result.err is not None:
         print(f"FAILED {name}: {result.err.__class__.__name__}\n{result.exc_string}", flush=True)
