@@ -47,8 +47,8 @@ CHAPTER_BUDGETS_S = {
 }
 
 
-def toc_notebooks(root: Path = ROOT) -> list[Path]:
-    """The notebooks of the book, in table-of-contents order."""
+def toc_files(root: Path = ROOT) -> list[str]:
+    """Every page of ``_toc.yml`` in order, as paths without their suffix (``book/pca/index``)."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     files: list[str] = [toc["root"]]
 
@@ -61,7 +61,12 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
 
     for part in toc.get("parts", []):
         walk(part.get("chapters", []))
-    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").exists()]
+    return files
+
+
+def toc_notebooks(root: Path = ROOT) -> list[Path]:
+    """The notebooks (``.ipynb``) of the book, in table-of-contents order."""
+    return [root / f"{f}.ipynb" for f in toc_files(root) if (root / f"{f}.ipynb").exists()]
 
 
 def run(path: Path, fast: bool, timeout: int) -> tuple[float, str | None]:

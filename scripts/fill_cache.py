@@ -13,11 +13,12 @@ every notebook in the cache and executes none again: each notebook runs once.
     python scripts/fill_cache.py --from-end      # from the last one back (a second process)
     python scripts/fill_cache.py --wait          # then wait for the other processes' claims
 
-Run ``make _build/.companion-stamp`` first: that target empties the cache when the
-package changed, and would drop what this script stored. A notebook that fails is not
-stored (``make book`` runs it again and reports the error); the script exits 1.
-The theory pages (MyST text notebooks) are left to ``make book``: they draw figures in
-seconds.
+The theory pages are MyST text notebooks (``.md`` with a kernelspec, drawing their
+figures at build time): they are read as MyST-NB reads them and filled too, so that
+``make book`` executes nothing. Run ``make _build/.companion-stamp`` first: that target
+empties the cache when the package changed, and would drop what this script stored. A
+notebook that fails is not stored (``make book`` runs it again and reports the error);
+the script exits 1.
 """
 
 from __future__ import annotations
@@ -34,10 +35,34 @@ import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 from jupyter_cache.executors.utils import single_nb_execution
+from myst_nb.core.read import is_myst_markdown_notebook, myst_nb_reader_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from notebooks import toc_notebooks  # noqa: E402  (benchmarks/ is not a package)
+from notebooks import toc_files  # noqa: E402  (benchmarks/ is not a package)
+
+# how MyST-NB reads a MyST text notebook, for jupyter-cache (myst_nb.core.read)
+MYST_READ_DATA = {"type": "plugin", "name": "myst_nb_md"}
+
+
+def book_notebooks(root: Path = ROOT) -> list[Path]:
+    """What ``make book`` executes, in table-of-contents order: the ``.ipynb`` notebooks
+    and the MyST text notebooks (``.md`` pages with notebook front matter)."""
+    found = []
+    for stem in toc_files(root):
+        ipynb, md = root / f"{stem}.ipynb", root / f"{stem}.md"
+        if ipynb.exists():
+            found.append(ipynb)
+        elif md.exists() and is_myst_markdown_notebook(md.read_text(encoding="utf-8")):
+            found.append(md)
+    return found
+
+
+def read(path: Path):
+    """The notebook as MyST-NB reads it (the same cells, so the same cache key)."""
+    if path.suffix == ".md":
+        return myst_nb_reader_plugin(str(path))
+    return nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
 
 
 def book_timeout(root: Path = ROOT) -> int:
@@ -81,11 +106,13 @@ def pending(claims: Path, path: Path) -> bool:
 
 def fill(path: Path, cache, timeout: int, claims: Path) -> bool:
     """Execute one notebook into the cache unless it is there; True unless it failed."""
-    notebook = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+    notebook = read(path)
     if _in_cache(cache, notebook):
         print(f"in the cache already: {shown(path)}", flush=True)
         return True
-    record = cache.add_nb_to_project(str(path))
+    record = cache.add_nb_to_project(
+        str(path), **({"read_data": MYST_READ_DATA} if path.suffix == ".md" else {})
+    )
     result = single_nb_execution(
         notebook, cwd=str(path.parent), allow_errors=False, timeout=timeout, meta_override=True
     )
@@ -122,7 +149,7 @@ def main() -> int:
     args.claims.mkdir(parents=True, exist_ok=True)
     cache = get_cache(str(args.cache))
     timeout = book_timeout()
-    notebooks = toc_notebooks()
+    notebooks = book_notebooks()
     if args.from_end:
         notebooks = notebooks[::-1]
     ok = True

@@ -15,9 +15,6 @@ import ast
 import sys
 from pathlib import Path
 
-import nbformat
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "# Colab: install the companion package"
 # Set, the cell installs from this pip URL instead of the tag (``file:///…/companion-….whl``
@@ -25,10 +22,15 @@ MARKER = "# Colab: install the companion package"
 # under test this way. The extra ``notebooks`` adds what the notebooks import beyond the
 # package (scikit-learn, SciPy, pandas, ipywidgets).
 SOURCE_VARIABLE = "COMPANION_INSTALL_SOURCE"
+REQUIREMENT = "companion[notebooks]"  # what the install cell installs, with its extra
+# (nbformat and yaml are imported where they are used: scripts/student_env.py --prepare
+# imports the two names above under a bare python3)
 
 
 def repository_url(root: Path = ROOT) -> str:
     """The repository URL from _config.yml."""
+    import yaml
+
     config = yaml.safe_load((root / "_config.yml").read_text())
     return config["repository"]["url"]
 
@@ -60,7 +62,7 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("companion") is None:
     release = "git+{url}@v{version}"
-    package = "companion[notebooks] @ " + os.environ.get("{SOURCE_VARIABLE}", release)
+    package = "{REQUIREMENT} @ " + os.environ.get("{SOURCE_VARIABLE}", release)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)"""
 
 
@@ -71,12 +73,15 @@ def notebooks(root: Path = ROOT) -> list[Path]:
     )
 
 
-def first_code_cell(nb) -> nbformat.NotebookNode | None:
+def first_code_cell(nb):
+    """The notebook's first code cell (a ``nbformat.NotebookNode``), or None."""
     return next((cell for cell in nb.cells if cell.cell_type == "code"), None)
 
 
 def sync(path: Path, source: str, *, check: bool) -> bool:
     """Make ``path``'s first code cell the install cell; return True if it was already."""
+    import nbformat
+
     nb = nbformat.read(path, as_version=4)
     cell = first_code_cell(nb)
     if cell is not None and cell.source == source:

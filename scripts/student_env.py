@@ -7,10 +7,11 @@ it. This script reproduces that:
 1. build the package's wheel (reported with its size; it must stay under 40 MB);
 2. create a fresh virtual environment (``_build/student-env/venv``) holding only
    torch (the CPU build on this machine's disk, as Colab has torch preinstalled:
-   never a multi-GB CUDA build here) and the minimum to execute notebooks
-   (nbclient, ipykernel). The constraints file is not used: the notebooks' own
-   install cell installs the wheel, so pip resolves the package's dependency
-   ranges as a student's pip would;
+   never a multi-GB CUDA build here), the minimum to execute notebooks (nbclient,
+   ipykernel) and the package's dependencies, which pip resolves from the wheel's
+   ranges as a student's pip would (the constraints file is not used); the wheel
+   itself is uninstalled again, so that the notebooks' own install cells install it
+   (finding its dependencies present, as on Colab's image);
 3. build the Jupyter edition (``scripts/jupyter_edition.py``: the notebooks as
    Colab shows them);
 4. for each notebook: copy it alone into an empty temporary folder and execute it
@@ -32,6 +33,7 @@ it. This script reproduces that:
     python scripts/student_env.py                 # every notebook
     python scripts/student_env.py book/pca        # the notebooks under a folder
     python scripts/student_env.py --keep-venv     # reuse the environment of a previous run
+    python3 scripts/student_env.py --prepare      # only the environments (CI: beside make)
     python scripts/student_env.py --workers 1     # one notebook at a time (quiet timings)
 
 Exit status 1 if any notebook failed or the wheel is too large.
@@ -51,6 +53,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from install_cell import REQUIREMENT, SOURCE_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "student-env"
@@ -143,18 +147,32 @@ def create_venv(venv: Path, torch_index_url: str | None = None) -> Path:
     return python
 
 
-def worker_venvs(python: Path, workers: int) -> list[Path]:
+def install_dependencies(python: Path, wheel: Path) -> None:
+    """Install what the install cell's requirement needs into ``python``'s environment.
+
+    The requirement is the install cell's (``companion[notebooks] @ <wheel>``), so pip
+    resolves the same dependencies from the wheel's metadata as a student's pip does;
+    the companion itself is uninstalled again, for the install cells to install.
+    """
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
+    run([*pip, "install", "--quiet", f"{REQUIREMENT} @ {wheel.as_uri()}"])
+    run([*pip, "uninstall", "--quiet", "-y", "companion"])
+
+
+def worker_venvs(python: Path, workers: int, keep: bool = False) -> list[Path]:
     """One interpreter per worker: the environment of ``python`` and copies of it.
 
     A copy (``<venv>-<i>``) is only ever run as ``<copy>/bin/python -m ...``, which
     finds its own site-packages, so the absolute paths in its scripts do not matter.
+    ``keep``: reuse a copy that exists (made by ``--prepare``).
     """
     venv = python.parent.parent
     pythons = [python]
     for i in range(1, workers):
         copy = venv.with_name(f"{venv.name}-{i}")
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(venv, copy, symlinks=True)
+        if not (keep and (copy / "bin" / python.name).exists()):
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(venv, copy, symlinks=True)
         pythons.append(copy / "bin" / python.name)
     return pythons
 
@@ -238,7 +256,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("only", nargs="*", help="run only the notebooks under these paths")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--keep-venv", action="store_true", help="reuse out/venv if it exists")
+    parser.add_argument(
+        "--keep-venv",
+        action="store_true",
+        help="reuse out/venv and its worker copies where they exist",
+    )
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="only create the environments (venv, dependencies, worker copies) and stop; "
+        "needs nothing but the standard library, so CI runs it beside `make`",
+    )
     parser.add_argument(
         "--python",
         type=Path,
@@ -258,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers={args.workers}: give 1 or more")
+    if args.prepare and (args.python is not None or args.keep_venv or args.only):
+        parser.error(
+            "--prepare creates the environments afresh and runs no notebook: "
+            "leave out --python, --keep-venv and the notebook paths"
+        )
     if args.python is not None and args.workers > 1:
         parser.error(
             f"--python with --workers={args.workers}: workers need their own copies of a "
@@ -278,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
         python = out / "venv" / "bin" / "python"
         if not (args.keep_venv and python.exists()):
             python = create_venv(out / "venv", args.torch_index_url)
+            install_dependencies(python, wheel)
+    if args.prepare:
+        worker_venvs(python, args.workers)
+        print(f"environments ready in {time.perf_counter() - started:.0f} s: {out}")
+        return 0
     setup_seconds = time.perf_counter() - started
 
     edition = out / "jupyter-edition"
@@ -294,16 +332,16 @@ def main(argv: list[str] | None = None) -> int:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"PYTHONPATH", "VIRTUAL_ENV", "COMPANION_INSTALL_SOURCE"}
+        if key not in {"PYTHONPATH", "VIRTUAL_ENV", SOURCE_VARIABLE}
     }
     env.update(
         COMPANION_FAST="1",
-        COMPANION_INSTALL_SOURCE=source,
+        **{SOURCE_VARIABLE: source},
         PYTHONPATH=str(stub_folder(out)),
         MPLBACKEND="Agg",
     )
     pythons = queue.Queue()
-    for worker_python in worker_venvs(python, args.workers):
+    for worker_python in worker_venvs(python, args.workers, keep=args.keep_venv):
         pythons.put(worker_python)
     chapters_installed: set[tuple[Path, str]] = set()  # (worker, chapter) with a real install
 

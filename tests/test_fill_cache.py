@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 import nbformat
+import yaml
 from jupyter_cache import get_cache
+from myst_nb.core.config import NbParserConfig
+from myst_nb.core.read import create_nb_reader
+from myst_parser.config.main import MdParserConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("fill_cache", ROOT / "scripts" / "fill_cache.py")
@@ -41,9 +45,32 @@ def test_waiting_ends_when_done_or_when_the_claimer_died(tmp_path):
 
 
 def test_the_notebooks_are_the_books_and_the_timeout_its_own():
-    names = [p.relative_to(ROOT).as_posix() for p in fill_cache.toc_notebooks()]
-    assert "book/gans/dcgan.ipynb" in names and all(n.endswith(".ipynb") for n in names)
+    names = [p.relative_to(ROOT).as_posix() for p in fill_cache.book_notebooks()]
+    assert "book/gans/dcgan.ipynb" in names
+    assert "book/pca/index.md" in names, "a theory page draws its figures: a text notebook"
+    assert "book/references.md" not in names, "a plain Markdown page executes nothing"
+    assert names.index("book/pca/index.md") < names.index("book/pca/pca_in_code.ipynb")
     assert fill_cache.book_timeout() > 60, "the book's own timeout, not a default"
+
+
+def _myst_nb_reads(path: Path):
+    """The notebook as the book's build reads it: MyST-NB's reader, the book's extensions."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    md_config = MdParserConfig(enable_extensions=set(config["parse"]["myst_enable_extensions"]))
+    text = path.read_text(encoding="utf-8")
+    reader = create_nb_reader(str(path), md_config, NbParserConfig(), text)
+    assert reader is not None, f"{path} is not a notebook to MyST-NB"
+    return reader.read(text)
+
+
+def test_every_theory_page_is_cached_under_the_key_the_book_looks_up(tmp_path):
+    cache = get_cache(str(tmp_path / "cache"))
+    pages = [p for p in fill_cache.book_notebooks() if p.suffix == ".md"]
+    assert len(pages) >= 10
+    for page in pages:
+        ours, theirs = fill_cache.read(page), _myst_nb_reads(page)
+        assert cache.create_hashed_notebook(ours)[1] == cache.create_hashed_notebook(theirs)[1]
+        assert [c.source for c in ours.cells] == [c.source for c in theirs.cells], page
 
 
 def _notebook(path: Path, code: str) -> Path:
@@ -55,6 +82,20 @@ def _notebook(path: Path, code: str) -> Path:
     }
     nbformat.write(nb, path)
     return path
+
+
+def test_a_filled_text_notebook_is_found_with_its_outputs(tmp_path):
+    cache = get_cache(str(tmp_path / "cache"))
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\njupytext:\n  text_representation:\n    format_name: myst\nkernelspec:\n"
+        "  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+        "# A page\n\nSome text.\n\n```{code-cell} python\nprint(6 * 7)\n```\n"
+    )
+    assert fill_cache.fill(page, cache, timeout=120, claims=tmp_path)
+    _, merged = cache.merge_match_into_notebook(_myst_nb_reads(page))  # MyST-NB's lookup
+    code = [c for c in merged.cells if c.cell_type == "code"]
+    assert code[0].outputs[0]["text"] == "42\n"
 
 
 def test_a_filled_notebook_is_found_in_the_cache_as_myst_nb_looks_for_it(tmp_path):
