@@ -9,9 +9,13 @@ notebook's folder as working directory, the book's timeout, errors not allowed) 
 stores it in the cache with its run time, as MyST-NB stores it. ``make book`` then finds
 every notebook in the cache and executes none again: each notebook runs once.
 
-    python scripts/fill_cache.py                 # from the first notebook of _toc.yml on
-    python scripts/fill_cache.py --from-end      # from the last one back (a second process)
+    python scripts/fill_cache.py                 # claim and execute until none is left
     python scripts/fill_cache.py --wait          # then wait for the other processes' claims
+
+Every process takes the notebooks longest first, by their full-mode seconds in the
+shipped timing record (``companion/pretrained/records/notebooks.json``; a notebook it
+does not list counts as the longest): when the queue runs dry, the processes are on
+short notebooks and end close together, instead of one waiting for another's long one.
 
 The theory pages are MyST text notebooks (``.md`` with a kernelspec, drawing their
 figures at build time): they are read as MyST-NB reads them and filled too, so that
@@ -41,8 +45,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from notebooks import toc_files  # noqa: E402  (benchmarks/ is not a package)
 
+TIMING_RECORD = ROOT / "companion" / "pretrained" / "records" / "notebooks.json"
 # how MyST-NB reads a MyST text notebook, for jupyter-cache (myst_nb.core.read)
 MYST_READ_DATA = {"type": "plugin", "name": "myst_nb_md"}
+
+
+def longest_first(paths: list[Path], record: dict, root: Path = ROOT) -> list[Path]:
+    """``paths`` by their full-mode seconds in ``record`` (the timing record), longest
+    first; those the record lacks come first, in their order (new notebooks: unknown)."""
+    seconds = {name: row.get("full_s") for name, row in record.get("notebooks", {}).items()}
+
+    def expected(path: Path) -> float:
+        value = seconds.get(path.relative_to(root / "book").as_posix())
+        return float("inf") if value is None else value
+
+    return sorted(paths, key=expected, reverse=True)  # stable: ties keep their order
+
+
+def load_timing() -> dict:
+    """The shipped timing record, or {} where there is none."""
+    return json.loads(TIMING_RECORD.read_text()) if TIMING_RECORD.exists() else {}
 
 
 def book_notebooks(root: Path = ROOT) -> list[Path]:
@@ -141,7 +163,6 @@ def _in_cache(cache, notebook) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--from-end", action="store_true", help="take notebooks last first")
     parser.add_argument("--wait", action="store_true", help="then wait for every claim")
     parser.add_argument("--cache", type=Path, default=ROOT / "_build" / ".jupyter_cache")
     parser.add_argument("--claims", type=Path, default=ROOT / "_build" / ".fill-claims")
@@ -149,9 +170,7 @@ def main() -> int:
     args.claims.mkdir(parents=True, exist_ok=True)
     cache = get_cache(str(args.cache))
     timeout = book_timeout()
-    notebooks = book_notebooks()
-    if args.from_end:
-        notebooks = notebooks[::-1]
+    notebooks = longest_first(book_notebooks(), load_timing())
     ok = True
     for path in notebooks:
         if claim(args.claims, path):

@@ -14,7 +14,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from companion.classical import ConvergenceWarning, KMeans
-from companion.classical.cluster import (
+from companion.classical.lloyd import (
     _cluster_sums,
     _fill_empty_clusters,
     _move_points,

@@ -53,6 +53,18 @@ def test_the_notebooks_are_the_books_and_the_timeout_its_own():
     assert fill_cache.book_timeout() > 60, "the book's own timeout, not a default"
 
 
+def test_the_longest_notebooks_go_first_and_unknown_ones_count_as_longest():
+    book = ROOT / "book"
+    a, b, c, new = (book / f"ch/{n}.ipynb" for n in ("a", "b", "c", "new"))
+    record = {"notebooks": {"ch/a.ipynb": {"full_s": 5.0}, "ch/b.ipynb": {"full_s": 50.0},
+                            "ch/c.ipynb": {"full_s": 20.0}}}  # fmt: skip
+    assert fill_cache.longest_first([a, b, c, new], record) == [new, b, c, a]
+    assert fill_cache.longest_first([a, b], {}) == [a, b], "no record: the given order"
+    shipped = fill_cache.longest_first(fill_cache.book_notebooks(), fill_cache.load_timing())
+    named = [p.relative_to(book).as_posix() for p in shipped]
+    assert named.index("gans/same_network.ipynb") < named.index("pca/exercises.ipynb")
+
+
 def _myst_nb_reads(path: Path):
     """The notebook as the book's build reads it: MyST-NB's reader, the book's extensions."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
