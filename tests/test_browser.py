@@ -259,6 +259,27 @@ def test_tiny_bad_site_lists_each_failure(tmp_path):
     assert "student edition links to the full notebooks" in failures
 
 
+def test_one_tab_keeps_each_pages_failures_to_that_page(tmp_path):
+    # the check loads every page in one tab: a page's broken load and JavaScript error
+    # must be reported on that page only, not on the next one
+    browser_check = _browser_or_skip()
+    site = _site(tmp_path, GOOD_BODY)
+    bad = GOOD_BODY + '<img src="../_static/missing.png"><script>undefinedCall();</script>'
+    (site / "book" / "bad.html").write_text(
+        f"<!doctype html><html><head>{FAKE_MATHJAX}</head><body>{bad}</body></html>"
+    )
+    (site / "_sources" / "book" / "bad.ipynb").write_text(json.dumps(NOTEBOOK))
+    pages = [site_pages.Page(name, name, False) for name in ("book/bad", "book/nb", "book/bad")]
+    results, _ = browser_check.check_site(site, pages, CONFIG, site, None, timeout_s=20)
+    first, good, again = (r.failures for r in results)
+    assert good == [], good
+    for failures in (first, again):
+        text = "\n".join(failures)
+        assert "image does not load: /_static/missing.png" in text
+        assert "failed to load: 404 /_static/missing.png" in text
+        assert "JavaScript error: undefinedCall is not defined" in text
+
+
 def test_cdn_mathjax_fails_offline(tmp_path):
     browser_check = _browser_or_skip()
     cdn = '<script defer src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
