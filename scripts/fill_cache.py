@@ -142,7 +142,7 @@ def fill(path: Path, cache, timeout: int, claims: Path) -> bool:
     done = claims / (key(path) + ".done")
     if result.err is not None:
         print(f"FAILED {name}: {result.err.__class__.__name__}\n{result.exc_string}", flush=True)
-        done.write_text(json.dumps({"notebook": str(name), "failed": True}))
+        done.write_text(json.dumps({"notebook": name, "failed": True}))
         return False
     cache.cache_notebook_bundle(
         CacheBundleIn(notebook, record.uri, data={"execution_seconds": result.time}),
@@ -150,7 +150,7 @@ def fill(path: Path, cache, timeout: int, claims: Path) -> bool:
         overwrite=True,
     )
     print(f"{result.time:7.1f} s  {name}", flush=True)
-    done.write_text(json.dumps({"notebook": str(name), "seconds": result.time}))
+    done.write_text(json.dumps({"notebook": name, "seconds": result.time}))
     return True
 
 

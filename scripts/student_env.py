@@ -305,11 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wheel: {wheel.name}, {wheel_mb:.1f} MB (limit {WHEEL_LIMIT_MB:.0f} MB)", flush=True)
     source = args.install_source or wheel.as_uri()
 
+    kept = False
     if args.python is not None:
         python = args.python
     else:
         python = out / "venv" / "bin" / "python"
-        if not (args.keep_venv and python.exists()):
+        kept = args.keep_venv and python.exists()
+        if not kept:
             python = create_venv(out / "venv", args.torch_index_url)
             install_dependencies(python, wheel)
     if args.prepare:
@@ -341,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         MPLBACKEND="Agg",
     )
     pythons = queue.Queue()
-    for worker_python in worker_venvs(python, args.workers, keep=args.keep_venv):
+    # a worker's copy is reused only beside the venv it was copied from, never a new one
+    for worker_python in worker_venvs(python, args.workers, keep=kept):
         pythons.put(worker_python)
     chapters_installed: set[tuple[Path, str]] = set()  # (worker, chapter) with a real install
 
